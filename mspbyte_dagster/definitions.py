@@ -1,0 +1,13 @@
+"""The one Definitions object: every asset, job and resource. Connects to nothing."""
+
+from dagster import Definitions, with_source_code_references
+
+from mspbyte_dagster.defs.assets import tenant_pipeline
+from mspbyte_dagster.defs.jobs import tenant_pipeline_job
+from mspbyte_dagster.defs.resources import DatabaseResource
+
+defs = Definitions(
+    assets=with_source_code_references([tenant_pipeline]),
+    jobs=[tenant_pipeline_job],
+    resources={"database": DatabaseResource()},
+)

@@ -1,0 +1,385 @@
+"""Tenant snapshot folders (SNAPSHOT_FORMAT.md): validation and reading.
+
+The same record checks serve import (a bad record rejects the folder) and the
+Graph adapter (a bad record is quarantined and its file marked incomplete).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mspbyte_dagster.lib.model import TENANT_KEY_PATTERN, is_tenant_key
+
+ARRAY_FILES = (
+    "users",
+    "groups",
+    "role_definitions",
+    "role_assignments",
+    "conditional_access_policies",
+    "subscribed_skus",
+    "user_registration_details",
+)
+OBJECT_FILES = ("group_members", "security_defaults")
+DATA_FILES = ARRAY_FILES + OBJECT_FILES
+SNAPSHOT_FILES = ("tenant", *DATA_FILES)
+CA_STATES = ("enabled", "disabled", "enabledForReportingButNotEnforced")
+
+Check = Callable[[object], str | None]
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def _string(value: object) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _text(value: object) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _count(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else "must be a whole number >= 0"
+
+
+def _timestamp(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "must be an ISO-8601 timestamp string"
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return f"{value!r} is not an ISO-8601 timestamp"
+    return None if parsed.tzinfo is not None else f"{value!r} has no timezone (use Z for UTC)"
+
+
+def _one_of(*allowed: str) -> Check:
+    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+
+def _strings(value: object) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return None if ok else "must be an array of strings"
+
+
+def _object(fields: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
+    def check(value: object) -> str | None:
+        if not isinstance(value, dict):
+            return "must be an object"
+        problems = record_problems(value, fields, required)
+        return "; ".join(f"{name} {problem}" for name, problem in problems) or None
+
+    return check
+
+
+def _array_of(check: Check) -> Check:
+    def checked(value: object) -> str | None:
+        if not isinstance(value, list):
+            return "must be an array"
+        for index, item in enumerate(value):
+            problem = check(item)
+            if problem:
+                return f"[{index}] {problem}"
+        return None
+
+    return checked
+
+
+_SIGN_IN = _object(
+    {
+        "lastSignInDateTime": _optional(_timestamp),
+        "lastNonInteractiveSignInDateTime": _optional(_timestamp),
+        "lastSuccessfulSignInDateTime": _optional(_timestamp),
+    }
+)
+_USER_TARGETS = _object(
+    {
+        name: _optional(_strings)
+        for name in (
+            "includeUsers",
+            "excludeUsers",
+            "includeGroups",
+            "excludeGroups",
+            "includeRoles",
+            "excludeRoles",
+        )
+    }
+)
+_CONDITIONS = _object(
+    {
+        "users": _optional(_USER_TARGETS),
+        "applications": _optional(
+            _object({"includeApplications": _optional(_strings), "excludeApplications": _optional(_strings)})
+        ),
+        "clientAppTypes": _optional(_strings),
+    },
+    required=("users",),
+)
+_GRANT = _object(
+    {
+        "operator": _optional(_one_of("OR", "AND")),
+        "builtInControls": _optional(_strings),
+        "authenticationStrength": _optional(_object({"id": _optional(_text)})),
+    }
+)
+_MEMBER = _object({"@odata.type": _string, "id": _string}, required=("@odata.type", "id"))
+
+# file stem -> (field checks, required fields)
+RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
+    "users": (
+        {
+            "id": _string,
+            "displayName": _optional(_text),
+            "userPrincipalName": _optional(_text),
+            "accountEnabled": _boolean,
+            "userType": _optional(_text),
+            "createdDateTime": _optional(_timestamp),
+            "assignedLicenses": _optional(_array_of(_object({"skuId": _string}, required=("skuId",)))),
+            "signInActivity": _optional(_SIGN_IN),
+        },
+        ("id", "accountEnabled"),
+    ),
+    "groups": (
+        {
+            "id": _string,
+            "displayName": _optional(_text),
+            "securityEnabled": _optional(_boolean),
+            "mailEnabled": _optional(_boolean),
+            "groupTypes": _optional(_strings),
+        },
+        ("id",),
+    ),
+    "role_definitions": (
+        {
+            "id": _string,
+            "displayName": _text,
+            "templateId": _optional(_text),
+            "isBuiltIn": _optional(_boolean),
+            "isPrivileged": _optional(_boolean),
+        },
+        ("id", "displayName"),
+    ),
+    "role_assignments": (
+        {"id": _string, "principalId": _string, "roleDefinitionId": _string, "directoryScopeId": _optional(_text)},
+        ("id", "principalId", "roleDefinitionId"),
+    ),
+    "conditional_access_policies": (
+        {
+            "id": _string,
+            "displayName": _optional(_text),
+            "state": _one_of(*CA_STATES),
+            "conditions": _CONDITIONS,
+            "grantControls": _optional(_GRANT),
+        },
+        ("id", "state", "conditions"),
+    ),
+    "subscribed_skus": (
+        {
+            "skuId": _string,
+            "skuPartNumber": _optional(_text),
+            "consumedUnits": _count,
+            "prepaidUnits": _optional(_object({"enabled": _count}, required=("enabled",))),
+        },
+        ("skuId", "consumedUnits"),
+    ),
+    "user_registration_details": (
+        {"id": _string, "isMfaRegistered": _boolean, "isAdmin": _optional(_boolean)},
+        ("id", "isMfaRegistered"),
+    ),
+}
+RECORD_KEY = {stem: ("skuId" if stem == "subscribed_skus" else "id") for stem in ARRAY_FILES}
+
+
+def record_problems(
+    record: dict, fields: dict[str, Check], required: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
+    """(field, problem) pairs for one record; unknown extra fields are kept and ignored."""
+    problems = [(name, "is missing") for name in required if name not in record]
+    for name, check in fields.items():
+        if name in record:
+            problem = check(record[name])
+            if problem:
+                problems.append((name, problem))
+    return problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a snapshot: which file, which record, which field."""
+
+    file: str
+    message: str
+    record: int | None = None
+    record_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}.json"
+        if self.record is not None:
+            where += f" record {self.record}"
+            if self.record_id:
+                where += f" (id {self.record_id!r})"
+        if self.field:
+            where += f" field {self.field!r}"
+        return f"{where}: {self.message}"
+
+
+class SnapshotError(ValueError):
+    """A snapshot folder breaks the contract; nothing of it was imported."""
+
+    def __init__(self, folder: Path, problems: list[Problem]):
+        self.folder = folder
+        self.problems = problems
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"invalid tenant snapshot {folder}:\n{shown}{more}")
+
+
+def array_problems(stem: str, records: object) -> list[Problem]:
+    """Problems of one array file: shape, fields and duplicate keys."""
+    if not isinstance(records, list):
+        return [Problem(stem, "must hold a JSON array")]
+    fields, required = RECORD_FIELDS[stem]
+    key = RECORD_KEY[stem]
+    problems, seen = [], set()
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            problems.append(Problem(stem, "must be an object", record=index))
+            continue
+        record_id = record.get(key) if isinstance(record.get(key), str) else None
+        for name, message in record_problems(record, fields, required):
+            problems.append(Problem(stem, message, index, record_id, name))
+        if record_id is not None:
+            if record_id in seen:
+                problems.append(Problem(stem, f"duplicate {key}", index, record_id, key))
+            seen.add(record_id)
+    return problems
+
+
+def group_members_problems(members: object) -> list[Problem]:
+    if not isinstance(members, dict):
+        return [Problem("group_members", "must hold an object: group id -> array of members")]
+    problems = []
+    for group_id, group_members in members.items():
+        problem = _array_of(_MEMBER)(group_members)
+        if problem:
+            problems.append(Problem("group_members", problem, record_id=group_id, field=group_id))
+    return problems
+
+
+def security_defaults_problems(value: object) -> list[Problem]:
+    problem = _object({"isEnabled": _boolean}, required=("isEnabled",))(value)
+    return [Problem("security_defaults", problem)] if problem else []
+
+
+def tenant_problems(value: object) -> list[Problem]:
+    if not isinstance(value, dict):
+        return [Problem("tenant", "must hold a JSON object")]
+    fields = {
+        "name": _text,
+        "azureTenantId": _string,
+        "capturedAt": _timestamp,
+        "sources": _optional(_object({})),
+    }
+    problems = [Problem("tenant", m, field=f) for f, m in record_problems(value, fields, tuple(fields)[:3])]
+    if "id" not in value:
+        problems.append(Problem("tenant", "is missing", field="id"))
+    elif not is_tenant_key(value["id"]):
+        problems.append(Problem("tenant", f"{value['id']!r} does not match {TENANT_KEY_PATTERN}", field="id"))
+    for stem, source in (value.get("sources") or {}).items():
+        if not isinstance(source, dict) or not isinstance(source.get("complete"), bool):
+            problems.append(Problem("tenant", "must be {complete: bool, reason: str}", field=f"sources.{stem}"))
+    return problems
+
+
+def content_problems(stem: str, content: object) -> list[Problem]:
+    if stem == "tenant":
+        return tenant_problems(content)
+    if stem == "group_members":
+        return group_members_problems(content)
+    if stem == "security_defaults":
+        return security_defaults_problems(content)
+    return array_problems(stem, content)
+
+
+@dataclass
+class Snapshot:
+    """One tenant's snapshot as read: the files that were present, parsed."""
+
+    folder: Path
+    tenant: dict
+    files: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.tenant["id"]
+
+    @property
+    def captured_at(self) -> datetime:
+        return datetime.fromisoformat(self.tenant["capturedAt"].replace("Z", "+00:00"))
+
+    @property
+    def sources(self) -> dict[str, dict]:
+        return self.tenant.get("sources") or {}
+
+    def is_complete(self, stem: str) -> bool:
+        """Read whole: present and not marked incomplete in tenant.json `sources`."""
+        return stem in self.files and self.sources.get(stem, {}).get("complete", True)
+
+    def counts(self) -> dict[str, int]:
+        counts = {}
+        for stem, content in self.files.items():
+            if stem == "group_members":
+                counts[stem] = sum(len(members) for members in content.values())
+            elif stem == "security_defaults":
+                counts[stem] = 1
+            else:
+                counts[stem] = len(content)
+        return counts
+
+    def missing(self) -> list[str]:
+        return [stem for stem in DATA_FILES if stem not in self.files]
+
+    def incomplete(self) -> dict[str, str]:
+        return {
+            stem: source.get("reason", "")
+            for stem, source in self.sources.items()
+            if not source.get("complete", True)
+        }
+
+    def enabled_policies(self) -> int:
+        policies = self.files.get("conditional_access_policies", [])
+        return sum(1 for policy in policies if policy["state"] == "enabled")
+
+
+def read_snapshot(folder: Path) -> Snapshot:
+    """Read and validate a snapshot folder; raises SnapshotError naming every problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SnapshotError(folder, [Problem("tenant", f"{folder} is not a folder")])
+    contents, problems = {}, []
+    for stem in SNAPSHOT_FILES:
+        path = folder / f"{stem}.json"
+        if not path.exists():
+            if stem == "tenant":
+                problems.append(Problem("tenant", "is missing: every snapshot needs tenant.json"))
+            continue
+        try:
+            contents[stem] = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            problems.append(Problem(stem, f"is not valid JSON: {error}"))
+            continue
+        problems.extend(content_problems(stem, contents[stem]))
+    if problems:
+        raise SnapshotError(folder, problems)
+    tenant = contents.pop("tenant")
+    return Snapshot(folder=folder, tenant=tenant, files=contents)

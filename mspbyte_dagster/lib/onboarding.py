@@ -1,0 +1,76 @@
+"""Registering tenants: from snapshot folders (import) today, from Graph later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
+from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+
+
+@dataclass(frozen=True)
+class ImportedSnapshot:
+    tenant: str
+    name: str
+    seq: int
+    snapshot_id: int
+    path: Path
+    counts: dict[str, int]
+
+    def as_json(self) -> dict:
+        return {
+            "tenant": self.tenant,
+            "name": self.name,
+            "snapshot": self.seq,
+            "path": str(self.path),
+            "counts": self.counts,
+        }
+
+
+def read_all(folders: list[Path]) -> list[Snapshot]:
+    """Validate every folder before anything is written: one bad folder stops the whole import."""
+    snapshots, errors = [], []
+    for folder in folders:
+        try:
+            snapshots.append(read_snapshot(folder))
+        except SnapshotError as error:
+            errors.append(error)
+    if errors:
+        raise ImportRejected(errors)
+    keys = [s.key for s in snapshots]
+    doubles = sorted({k for k in keys if keys.count(k) > 1})
+    if doubles:
+        raise ValueError(f"tenant(s) {', '.join(doubles)} appear in more than one folder of this import")
+    return snapshots
+
+
+class ImportRejected(ValueError):
+    def __init__(self, errors: list[SnapshotError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors) + "\nnothing was imported")
+
+
+def import_snapshot(engine: Engine, store: SnapshotStore, snapshot: Snapshot) -> ImportedSnapshot:
+    """Copy the folder into the store and make it the tenant's current snapshot, atomically."""
+    folder = None
+    try:
+        with engine.begin() as conn:
+            azure_id = snapshot.tenant["azureTenantId"]
+            tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
+            source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
+            seq = tenant_store.next_snapshot_seq(conn, snapshot.key)
+            folder = store.add(snapshot, seq)
+            snapshot_id = tenant_store.record_snapshot(conn, snapshot, source_id, seq, str(folder))
+    except BaseException:
+        if folder is not None:
+            store.discard(folder)
+        raise
+    return ImportedSnapshot(snapshot.key, snapshot.tenant["name"], seq, snapshot_id, folder, snapshot.counts())
+
+
+def import_folders(engine: Engine, store: SnapshotStore, folders: list[Path]) -> list[ImportedSnapshot]:
+    return [import_snapshot(engine, store, snapshot) for snapshot in read_all(folders)]

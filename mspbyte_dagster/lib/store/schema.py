@@ -1,0 +1,273 @@
+"""The app database: the system of record for tenants, their data and their alerts.
+
+SQLAlchemy Core tables, the same on SQLite and PostgreSQL. Every table holding
+tenant data carries a `tenant` column that leads its indexes, because every
+statement filters by tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out, on SQLite (which stores naive text) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the app database stores UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _tenant(primary_key: bool = False) -> Column:
+    return Column(
+        "tenant",
+        String(64),
+        ForeignKey("tenants.tenant", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+    )
+
+
+def _data_source() -> Column:
+    return Column("data_source_id", Id, ForeignKey("data_sources.id", ondelete="CASCADE"), nullable=False)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("azure_tenant_id", String(64)),
+    Column("stale_days", Integer, nullable=False, server_default="90"),
+    Column("unused_license_threshold", Integer, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+data_sources = Table(
+    "data_sources",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("source_id", String(64), nullable=False),
+    Column("integration", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),  # files | graph
+    Column("azure_tenant_id", String(64)),
+    Column("current_snapshot_id", Id),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "source_id"),
+    UniqueConstraint("tenant", "integration"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    _data_source(),
+    Column("seq", Integer, nullable=False),
+    Column("captured_at", UTCDateTime, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("sources", JSON, nullable=False),
+    UniqueConstraint("tenant", "data_source_id", "seq"),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    _data_source(),
+    Column("entity_type", String(16), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("display_name", Text),
+    Column("data_hash", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("state", String(16), nullable=False, server_default="normal"),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+    Column("snapshot_id", Id),
+    UniqueConstraint("tenant", "data_source_id", "entity_type", "external_id"),
+)
+
+entity_relationships = Table(
+    "entity_relationships",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    _data_source(),
+    Column("relationship_type", String(32), nullable=False),
+    Column("parent_id", Id, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("child_id", Id, ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    Column("details", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "relationship_type", "parent_id", "child_id"),
+    Index(None, "tenant", "child_id"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    _data_source(),
+    Column("ledger_id", Id),
+    Column("analysis_type", String(16), nullable=False),
+    Column("alert_type", String(48), nullable=False),
+    Column("entity_type", String(16), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("sku_id", String(64)),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "tenant", "analysis_type"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("alert_type", String(48), nullable=False),
+    Column("analysis_type", String(16), nullable=False),
+    Column("entity_type", String(16), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    # '' rather than NULL: a NULL never collides in a unique index, '' does.
+    Column("sku_id", String(64), nullable=False, server_default=""),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_reason", String(32)),
+    Column("times_reopened", Integer, nullable=False, server_default="0"),
+    Column("suppressed_at", UTCDateTime),
+    Column("suppressed_until", UTCDateTime),
+    Column("suppressed_reason", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "alert_type", "entity_type", "entity_id", "sku_id", name="uq_alerts_fingerprint"),
+    Index(None, "tenant", "status"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("run_id", String(64)),
+    Column("severity", String(16)),
+    Column("status", String(16), nullable=False),
+    Column("details", JSON),
+    Index(None, "tenant", "alert_id"),
+)
+
+pipeline_ledger = Table(
+    "pipeline_ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("run_id", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("snapshot_id", Id),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer),
+    Column("queries", Integer, nullable=False, server_default="0"),
+    Column("slow_queries", Integer, nullable=False, server_default="0"),
+    Column("stages", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "tenant", "started_at"),
+    Index(None, "tenant", "status", "id"),
+)
+
+flag_runtime = Table(
+    "flag_runtime",
+    metadata,
+    Column("flag", String(64), primary_key=True),
+    Column("enabled", Boolean),
+    Column("rollout", Integer),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+flag_overrides = Table(
+    "flag_overrides",
+    metadata,
+    Column("flag", String(64), primary_key=True),
+    _tenant(primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+quarantined_records = Table(
+    "quarantined_records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("data_source_id", Id, ForeignKey("data_sources.id", ondelete="CASCADE")),
+    Column("snapshot_id", Id),
+    Column("source_file", String(64), nullable=False),
+    Column("record_index", Integer),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("quarantined_at", UTCDateTime, nullable=False),
+    Index(None, "tenant", "source_file"),
+)
+
+tenant_leases = Table(
+    "tenant_leases",
+    metadata,
+    _tenant(primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

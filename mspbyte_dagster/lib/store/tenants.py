@@ -1,0 +1,154 @@
+"""Tenants, their data sources and their snapshots in the app database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.model import M365_DATA_SOURCE, MICROSOFT365
+from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenants
+
+
+class UnknownTenantError(LookupError):
+    def __init__(self, tenant: str):
+        super().__init__(f"unknown tenant {tenant!r}: `mspbyte tenants list` shows the registered ones")
+        self.tenant = tenant
+
+
+@dataclass(frozen=True)
+class CurrentSnapshot:
+    tenant: str
+    data_source_id: int
+    snapshot_id: int
+    seq: int
+    path: str
+    captured_at: datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def upsert_tenant(conn: Connection, tenant: str, name: str, azure_tenant_id: str | None) -> None:
+    exists = conn.execute(select(tenants.c.tenant).where(tenants.c.tenant == tenant)).first()
+    if exists:
+        conn.execute(
+            update(tenants).where(tenants.c.tenant == tenant).values(name=name, azure_tenant_id=azure_tenant_id)
+        )
+    else:
+        conn.execute(insert(tenants).values(tenant=tenant, name=name, azure_tenant_id=azure_tenant_id, created_at=now()))
+
+
+def ensure_m365_source(conn: Connection, tenant: str, mode: str, azure_tenant_id: str | None) -> int:
+    """The tenant's one Microsoft 365 data source (`m365`), created on first use."""
+    row = conn.execute(
+        select(data_sources.c.id).where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
+    ).first()
+    if row:
+        conn.execute(
+            update(data_sources)
+            .where(data_sources.c.tenant == tenant, data_sources.c.id == row.id)
+            .values(mode=mode, azure_tenant_id=azure_tenant_id)
+        )
+        return row.id
+    return conn.execute(
+        insert(data_sources)
+        .values(
+            tenant=tenant,
+            source_id=M365_DATA_SOURCE,
+            integration=MICROSOFT365,
+            mode=mode,
+            azure_tenant_id=azure_tenant_id,
+            created_at=now(),
+        )
+        .returning(data_sources.c.id)
+    ).scalar_one()
+
+
+def next_snapshot_seq(conn: Connection, tenant: str) -> int:
+    latest = conn.execute(select(func.max(snapshots.c.seq)).where(snapshots.c.tenant == tenant)).scalar()
+    return (latest or 0) + 1
+
+
+def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int, seq: int, path: str) -> int:
+    """Register a stored snapshot and make it the data source's current one."""
+    snapshot_id = conn.execute(
+        insert(snapshots)
+        .values(
+            tenant=snapshot.key,
+            data_source_id=data_source_id,
+            seq=seq,
+            captured_at=snapshot.captured_at,
+            path=path,
+            imported_at=now(),
+            counts=snapshot.counts(),
+            sources=snapshot.sources,
+        )
+        .returning(snapshots.c.id)
+    ).scalar_one()
+    conn.execute(
+        update(data_sources)
+        .where(data_sources.c.tenant == snapshot.key, data_sources.c.id == data_source_id)
+        .values(current_snapshot_id=snapshot_id)
+    )
+    return snapshot_id
+
+
+def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
+    row = conn.execute(
+        select(data_sources.c.id, snapshots.c.id.label("snapshot_id"), snapshots.c.seq, snapshots.c.path,
+               snapshots.c.captured_at)
+        .join(snapshots, (snapshots.c.id == data_sources.c.current_snapshot_id) & (snapshots.c.tenant == tenant))
+        .where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
+    ).first()
+    if row is None:
+        return None
+    return CurrentSnapshot(tenant, row.id, row.snapshot_id, row.seq, row.path, row.captured_at)
+
+
+def tenant_keys(conn: Connection) -> list[str]:
+    """Every registered tenant, in registration order (the partition order)."""
+    return list(conn.execute(select(tenants.c.tenant).order_by(tenants.c.created_at, tenants.c.tenant)).scalars())
+
+
+def require_tenant(conn: Connection, tenant: str) -> None:
+    if conn.execute(select(tenants.c.tenant).where(tenants.c.tenant == tenant)).first() is None:
+        raise UnknownTenantError(tenant)
+
+
+def list_tenants(conn: Connection) -> list[dict]:
+    """Tenants with their data sources and current snapshot, as `tenants list --json` prints them."""
+    sources: dict[str, list[dict]] = {}
+    rows = conn.execute(
+        select(data_sources, snapshots.c.seq, snapshots.c.captured_at)
+        .outerjoin(snapshots, snapshots.c.id == data_sources.c.current_snapshot_id)
+        .order_by(data_sources.c.id)
+    )
+    for row in rows:
+        sources.setdefault(row.tenant, []).append(
+            {
+                "id": row.source_id,
+                "integration": row.integration,
+                "mode": row.mode,
+                "current_snapshot": row.seq,
+                "captured_at": row.captured_at.isoformat().replace("+00:00", "Z") if row.captured_at else None,
+            }
+        )
+    result = []
+    for row in conn.execute(select(tenants).order_by(tenants.c.created_at, tenants.c.tenant)):
+        own = sources.get(row.tenant, [])
+        m365 = next((s for s in own if s["integration"] == MICROSOFT365), {})
+        result.append(
+            {
+                "tenant": row.tenant,
+                "name": row.name,
+                "azure_tenant_id": row.azure_tenant_id,
+                "data_sources": own,
+                "current_snapshot": m365.get("current_snapshot"),
+                "captured_at": m365.get("captured_at"),
+            }
+        )
+    return result
