@@ -84,7 +84,8 @@ def echo_json(value) -> None:
 @click.group()
 def main() -> None:
     """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "info").upper(), format="%(levelname)s %(message)s")
+    logging.basicConfig(level=settings().log_level.upper(), format="%(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.group()

@@ -2,7 +2,7 @@
 
 import socket
 
-from dagster import AssetKey
+from dagster import AssetKey, Definitions
 
 from mspbyte_dagster.defs.partitions import TENANTS
 
@@ -10,6 +10,7 @@ from mspbyte_dagster.defs.partitions import TENANTS
 def test_definitions_hold_every_stage_job_and_resource():
     from mspbyte_dagster.definitions import defs
 
+    Definitions.validate_loadable(defs)  # what `dagster dev` checks: unique op and job names, ...
     keys = set(defs.resolve_all_asset_keys())
     assert {AssetKey("m365_snapshot")} <= keys
     job = defs.resolve_job_def("tenant_pipeline")

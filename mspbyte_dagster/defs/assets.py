@@ -43,7 +43,7 @@ def stage_metadata(figures: dict) -> dict:
 
 
 @multi_asset(
-    name="tenant_pipeline",
+    name="tenant_pass",
     specs=STAGE_SPECS,
     can_subset=True,
     partitions_def=tenants_partitions,
