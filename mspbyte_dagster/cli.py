@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from functools import wraps
 from pathlib import Path
 
@@ -230,6 +231,7 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
     """Run job tenant_pipeline on the Dagster instance (visible in the UI) and wait for it."""
     from mspbyte_dagster.definitions import defs
     from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+    from mspbyte_dagster.lib.store import ledger
     from mspbyte_dagster.lib.store import tenants as tenant_store
 
     if bool(tenant_keys) == all_tenants:
@@ -243,16 +245,40 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
     register_partitions(registered)
     instance = dagster_instance()
     job = defs.resolve_job_def("tenant_pipeline")
-    failed_runs = []
+    failed_runs, unfinished = [], {}
     for keys in tenant_ranges(instance.get_dynamic_partitions(TENANTS), chosen):
         result = job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": settings().log_level.upper()}}}},
             instance=instance,
-            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1], "mspbyte/trigger": "cli"},
             raise_on_error=False,
         )
-        status = "succeeded" if result.success else "failed"
-        click.echo(f"run {result.run_id} tenants {keys[0]}..{keys[-1]} ({len(keys)}): {status}")
+        with app_engine().connect() as conn:
+            passes = ledger.passes_of_run(conn, keys, result.run_id)
+        statuses = {row.tenant: row.status for row in passes}
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses.values()).items()))
+        click.echo(f"run {result.run_id} tenants {keys[0]}..{keys[-1]}: {summary or 'no pass recorded'}")
+        for row in passes:
+            if row.status != "succeeded":
+                click.echo(f"  {row.tenant}: {row.status}: {row.reason}", err=True)
+            if row.status in ("failed", "held"):
+                unfinished[row.tenant] = row.status
         if not result.success:
             failed_runs.append(result.run_id)
-    if failed_runs:
-        fail(f"{len(failed_runs)} run(s) failed: {', '.join(failed_runs)}", code=1)
+    if unfinished or failed_runs:
+        named = ", ".join(f"{tenant} ({status})" for tenant, status in unfinished.items())
+        fail(f"not every tenant went through: {named or 'run(s) ' + ', '.join(failed_runs) + ' failed'}", code=1)
+
+
+@tenants.command("accept-drop")
+@click.argument("tenant")
+@click.option("--reason", required=True, help="Why the drop is real (kept in the ledger).")
+@expected_errors
+def tenants_accept_drop(tenant: str, reason: str) -> None:
+    """Let the tenant's next pass through the empty-sync guard: its current snapshot becomes the baseline."""
+    from mspbyte_dagster.lib.guard import accept_drop
+
+    if not reason.strip():
+        fail("--reason must say why the drop is real")
+    counts = accept_drop(app_engine(), tenant, reason.strip())
+    click.echo(f"{tenant}: drop accepted ({counts['users']} users, {counts['enabled_policies']} enabled policies)")

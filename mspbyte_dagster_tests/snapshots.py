@@ -68,3 +68,12 @@ def write_folder(folder: Path, files: dict[str, object]) -> Path:
     for stem, content in files.items():
         (folder / f"{stem}.json").write_text(json.dumps(content), encoding="utf-8")
     return folder
+
+
+def import_files(engine, store_root: Path, files: dict[str, object], name: str = "snap"):
+    """Write a snapshot folder and import it as the tenant's current snapshot."""
+    from mspbyte_dagster.lib.onboarding import import_folders
+    from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+
+    folder = write_folder(store_root.parent / "incoming" / f"{name}-{len(list(store_root.parent.glob('incoming/*')))}", files)
+    return import_folders(engine, SnapshotStore(store_root), [folder])[0]

@@ -1,4 +1,11 @@
-"""`tenant_pipeline`: one op, one asset per stage, looping tenant by tenant."""
+"""`tenant_pipeline` assets: one op (`tenant_pass`), one asset per stage, looping tenant by tenant.
+
+Separate steps could not isolate a failing tenant (one failed step stops every
+tenant of the run downstream), so the loop is inside one op and each tenant's
+stages are reported as they are done.
+"""
+
+from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -10,12 +17,15 @@ from dagster import (
     multi_asset,
 )
 
+from mspbyte_dagster.defs.checks import EMPTY_SYNC_GUARD, guard_evaluation, guard_summary
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource
-from mspbyte_dagster.lib.pipeline import STAGES, run_tenant_pass
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
+from mspbyte_dagster.settings import Settings
 
 STAGE_DESCRIPTIONS = {
     "m365_snapshot": "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file.",
+    "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
 }
 STAGE_SPECS = [
     AssetSpec(
@@ -33,37 +43,49 @@ STAGE_SPECS = [
 
 def stage_metadata(figures: dict) -> dict:
     """Per-tenant figures as Dagster metadata: numbers stay numbers, the rest is JSON."""
-    metadata = {}
-    for name, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            metadata[name] = MetadataValue.json(value)
-        else:
-            metadata[name] = value
-    return metadata
+    return {
+        name: value if isinstance(value, int | float | str) and not isinstance(value, bool) else MetadataValue.json(value)
+        for name, value in figures.items()
+    }
+
+
+def pass_options(run_id: str) -> PassOptions:
+    settings = Settings.from_env()
+    return PassOptions(
+        run_id=run_id,
+        lease_ttl=timedelta(milliseconds=settings.job_timeout_ms),
+        slow_query_threshold_ms=settings.slow_query_threshold_ms,
+    )
 
 
 @multi_asset(
     name="tenant_pass",
     specs=STAGE_SPECS,
+    check_specs=[EMPTY_SYNC_GUARD],
     can_subset=True,
     partitions_def=tenants_partitions,
     backfill_policy=BackfillPolicy.multi_run(50),
 )
 def tenant_pipeline(context: AssetExecutionContext, database: DatabaseResource):
     engine = database.engine()
-    selected = tuple(stage for stage in STAGES if context.asset_key_for_output(stage) in context.selected_asset_keys)
-    failed = {}
+    options = pass_options(context.run.run_id)
+    selected = tuple(s for s in STAGES if context.asset_key_for_output(s) in context.selected_asset_keys)
+    check_selected = EMPTY_SYNC_GUARD.key in context.selected_asset_check_keys
+    results: list[TenantPass] = []
     for tenant in context.partition_keys:
-        try:
-            result = run_tenant_pass(engine, tenant, selected)
-        except Exception as error:  # one tenant's failure must not stop the others
-            context.log.error(f"tenant {tenant} failed: {error}")
-            failed[tenant] = str(error)
-            continue
+        result = run_tenant_pass(engine, tenant, selected, options)
+        results.append(result)
+        log = context.log.info if result.status == "succeeded" else context.log.warning
+        log(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         for stage, figures in result.stages.items():
             yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(figures))
+        if check_selected and result.guard:
+            context.log_event(guard_evaluation(result))
+    if check_selected:
+        yield guard_summary(results)
+    failed = {r.tenant: r.reason for r in results if r.status == "failed"}
     if failed:
         raise Failure(
-            description=f"{len(failed)} tenant(s) failed: {', '.join(failed)}",
+            description=f"{len(failed)} of {len(results)} tenant(s) failed: {', '.join(failed)}",
             metadata={"failed_tenants": MetadataValue.json(failed)},
         )

@@ -124,7 +124,8 @@ entities = Table(
     Column("entity_type", String(16), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("display_name", Text),
-    Column("data_hash", String(64), nullable=False),
+    Column("data_hash", String(64), nullable=False),  # without volatile fields: a change here is an update
+    Column("seen_hash", String(64), nullable=False, server_default=""),  # with them: a change here only refreshes the row
     Column("data", JSON, nullable=False),
     Column("state", String(16), nullable=False, server_default="normal"),
     Column("first_seen_at", UTCDateTime, nullable=False),
@@ -219,6 +220,7 @@ pipeline_ledger = Table(
     Column("run_id", String(64)),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
+    Column("all_stages", Boolean, nullable=False, server_default="0"),
     Column("snapshot_id", Id),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Integer),

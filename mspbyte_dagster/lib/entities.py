@@ -1,0 +1,222 @@
+"""Entity processing: upsert by key, change detection, and the sweep of what disappeared.
+
+An entity is a Graph object with the sub-resources that describe it (a group's
+direct members, a role's assignments, a user's MFA registration, the tenant's
+Security Defaults). A sub-resource whose file was not read whole keeps its
+previous value, so a partial sync never loses what was known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.store.schema import entities
+
+# entity type -> the snapshot file its objects come from, and the field that names it
+SOURCES = {
+    "user": ("users", "id", "displayName"),
+    "group": ("groups", "id", "displayName"),
+    "role": ("role_definitions", "id", "displayName"),
+    "policy": ("conditional_access_policies", "id", "displayName"),
+    "sku": ("subscribed_skus", "skuId", "skuPartNumber"),
+}
+# Fields that move without the object changing: excluded from the change hash, refreshed all the same.
+VOLATILE = {"user": ("signInActivity",), "policy": ("modifiedDateTime", "createdDateTime")}
+# entity type -> (sub-resource file, field it fills on the entity)
+SUB_RESOURCES = {
+    "group": ("group_members", "members"),
+    "role": ("role_assignments", "assignments"),
+    "user": ("user_registration_details", "registration"),
+    "tenant": ("security_defaults", "securityDefaults"),
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    entity_type: str
+    external_id: str
+    display_name: str | None
+    data: dict
+
+
+def content_hash(data: dict, leave_out: tuple[str, ...] = ()) -> str:
+    kept = {key: value for key, value in data.items() if key not in leave_out}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _sub_resources(snapshot: Snapshot, stem: str) -> dict[str, object]:
+    """A sub-resource file as {owner id: value}."""
+    content = snapshot.files[stem]
+    if stem == "group_members":
+        return content
+    if stem == "role_assignments":
+        by_role = defaultdict(list)
+        for assignment in content:
+            by_role[assignment["roleDefinitionId"]].append(assignment)
+        return by_role
+    if stem == "security_defaults":
+        return {snapshot.key: content}
+    return {record["id"]: record for record in content}
+
+
+def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
+    """The entities a snapshot holds, per type whose file is present."""
+    records: dict[str, list[Record]] = {}
+    for entity_type, (stem, key, name) in SOURCES.items():
+        if stem in snapshot.files:
+            records[entity_type] = [
+                Record(entity_type, obj[key], obj.get(name), obj) for obj in snapshot.files[stem]
+            ]
+    tenant = {k: v for k, v in snapshot.tenant.items() if k not in ("capturedAt", "sources")}
+    records["tenant"] = [Record("tenant", snapshot.key, snapshot.tenant.get("name"), tenant)]
+    for entity_type, (stem, field) in SUB_RESOURCES.items():
+        if snapshot.is_complete(stem) and entity_type in records:
+            owned = _sub_resources(snapshot, stem)
+            empty = [] if stem in ("group_members", "role_assignments") else None
+            for record in records[entity_type]:
+                record.data[field] = owned.get(record.external_id, empty)
+    return records
+
+
+@dataclass
+class EntityCounts:
+    created: int = 0
+    updated: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    restored: int = 0
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _carry_over(conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot,
+                records: dict[str, list[Record]]) -> None:
+    """Keep the stored value of sub-resources whose file was not read whole."""
+    for entity_type, (stem, field) in SUB_RESOURCES.items():
+        if snapshot.is_complete(stem) or entity_type not in records:
+            continue
+        stored = dict(
+            conn.execute(
+                select(entities.c.external_id, entities.c.data).where(
+                    entities.c.tenant == tenant,
+                    entities.c.data_source_id == data_source_id,
+                    entities.c.entity_type == entity_type,
+                )
+            ).all()
+        )
+        for record in records[entity_type]:
+            if field in stored.get(record.external_id, {}):
+                record.data[field] = stored[record.external_id][field]
+
+
+def process_entities(
+    conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot, snapshot_id: int
+) -> EntityCounts:
+    """Upsert the snapshot's entities, then soft-delete what a complete file no longer holds."""
+    at: datetime = snapshot.captured_at
+    records = snapshot_records(snapshot)
+    _carry_over(conn, tenant, data_source_id, snapshot, records)
+    existing = {
+        (row.entity_type, row.external_id): row
+        for row in conn.execute(
+            select(
+                entities.c.id,
+                entities.c.entity_type,
+                entities.c.external_id,
+                entities.c.data_hash,
+                entities.c.seen_hash,
+                entities.c.deleted_at,
+            ).where(entities.c.tenant == tenant, entities.c.data_source_id == data_source_id)
+        )
+    }
+    counts = EntityCounts()
+    inserts, updates, seen = [], [], set()
+    for entity_type, type_records in records.items():
+        volatile = VOLATILE.get(entity_type, ())
+        for record in type_records:
+            key = (entity_type, record.external_id)
+            seen.add(key)
+            data_hash = content_hash(record.data, volatile)
+            seen_hash = content_hash(record.data) if volatile else data_hash
+            values = {
+                "display_name": record.display_name,
+                "data_hash": data_hash,
+                "seen_hash": seen_hash,
+                "data": record.data,
+                "last_seen_at": at,
+                "snapshot_id": snapshot_id,
+            }
+            row = existing.get(key)
+            if row is None:
+                counts.created += 1
+                inserts.append(
+                    values
+                    | {
+                        "tenant": tenant,
+                        "data_source_id": data_source_id,
+                        "entity_type": entity_type,
+                        "external_id": record.external_id,
+                        "first_seen_at": at,
+                        "updated_at": at,
+                    }
+                )
+                continue
+            if row.deleted_at is not None:
+                counts.restored += 1
+            elif row.data_hash != data_hash:
+                counts.updated += 1
+            elif row.seen_hash != seen_hash:
+                counts.refreshed += 1
+                updates.append(values | {"entity_id": row.id, "updated_at": None})
+                continue
+            else:
+                counts.unchanged += 1
+                continue
+            updates.append(values | {"entity_id": row.id, "updated_at": at})
+    _write(conn, tenant, inserts, updates)
+    counts.deleted = _sweep(conn, tenant, snapshot, existing, seen, at)
+    return counts
+
+
+WRITTEN = ("display_name", "data_hash", "seen_hash", "data", "last_seen_at", "snapshot_id")
+
+
+def _bulk_update(conn: Connection, tenant: str, rows: list[dict], columns: tuple[str, ...], **fixed) -> None:
+    """One executemany UPDATE by id (bind names differ from column names, as SQLAlchemy requires)."""
+    if not rows:
+        return
+    statement = (
+        update(entities)
+        .where(entities.c.tenant == tenant, entities.c.id == bindparam("entity_id"))
+        .values({name: bindparam(f"new_{name}") for name in columns} | fixed)
+    )
+    conn.execute(statement, [{"entity_id": r["entity_id"]} | {f"new_{n}": r[n] for n in columns} for r in rows])
+
+
+def _write(conn: Connection, tenant: str, inserts: list[dict], updates: list[dict]) -> None:
+    if inserts:
+        conn.execute(insert(entities), inserts)
+    changed = [u for u in updates if u["updated_at"] is not None]
+    _bulk_update(conn, tenant, changed, (*WRITTEN, "updated_at"), deleted_at=None)
+    _bulk_update(conn, tenant, [u for u in updates if u["updated_at"] is None], WRITTEN)
+
+
+def _sweep(conn: Connection, tenant: str, snapshot: Snapshot, existing: dict, seen: set, at: datetime) -> int:
+    """Soft-delete live entities missing from a file that was read whole; other types delete nothing."""
+    complete = {t for t, (stem, _k, _n) in SOURCES.items() if snapshot.is_complete(stem)}
+    gone = [
+        {"entity_id": row.id}
+        for key, row in existing.items()
+        if key[0] in complete and row.deleted_at is None and key not in seen
+    ]
+    _bulk_update(conn, tenant, gone, (), deleted_at=at, updated_at=at)
+    return len(gone)

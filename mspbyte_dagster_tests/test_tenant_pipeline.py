@@ -1,0 +1,219 @@
+"""The pipeline spine in Dagster: many tenants per run, failure isolation, the guard, subsets."""
+
+import copy
+
+import pytest
+from click.testing import CliRunner
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+from sqlalchemy import func, select, text
+
+from mspbyte_dagster.cli import main
+from mspbyte_dagster.definitions import defs
+from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+from mspbyte_dagster.lib.store.db import engine_for
+from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger
+from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
+
+KEYS = ["alpha", "bravo", "charlie"]
+
+
+def mspbyte(*args):
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def world(app_env, tmp_path):
+    """Three imported tenants of 30 users each, on the instance of DAGSTER_HOME."""
+
+    def import_tenant(key, files):
+        folder = write_folder(tmp_path / "incoming" / f"{key}-{len(list(tmp_path.glob('incoming/*')))}", files)
+        code, _, err = mspbyte("tenants", "import", str(folder))
+        assert code == 0, err
+
+    for key in KEYS:
+        import_tenant(key, minimal_files(key, users=30))
+    return import_tenant
+
+
+def run(keys, selection=None):
+    job = defs.resolve_job_def("tenant_pipeline")
+    return job.execute_in_process(
+        instance=DagsterInstance.get(),
+        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+        asset_selection=selection,
+        raise_on_error=False,
+    )
+
+
+def entity_count(tenant):
+    with engine_for_env().connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(entities).where(entities.c.tenant == tenant, entities.c.deleted_at.is_(None))
+        ).scalar()
+
+
+def engine_for_env():
+    import os
+
+    return engine_for(os.environ["DATABASE_URL"])
+
+
+def ledger_rows(tenant):
+    with engine_for_env().connect() as conn:
+        return list(conn.execute(select(pipeline_ledger).where(pipeline_ledger.c.tenant == tenant).order_by(pipeline_ledger.c.id)))
+
+
+def materialized(asset):
+    return DagsterInstance.get().get_materialized_partitions(AssetKey(asset))
+
+
+def guard_evaluations(result):
+    return {
+        e.event_specific_data.partition: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.partition
+    }
+
+
+def poison(engine, external_id):
+    """A real database error on inserting one entity: a trigger, on either database."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text(
+                "CREATE TRIGGER poison BEFORE INSERT ON entities "
+                f"WHEN NEW.external_id = '{external_id}' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+            ))
+        else:
+            conn.execute(text(
+                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.external_id = '{external_id}' THEN RAISE EXCEPTION 'poisoned row'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            ))
+            conn.execute(text("DROP TRIGGER IF EXISTS poison ON entities"))
+            conn.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION poison()"))
+
+
+@pytest.fixture
+def cleanup_poison(app_env):
+    yield
+    engine = engine_for_env()
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS poison" + (" ON entities" if engine.dialect.name != "sqlite" else "")))
+
+
+def test_one_run_carries_every_tenant_of_the_range(world):
+    result = run(KEYS)
+    assert result.success
+    assert materialized("entities") == set(KEYS) and materialized("m365_snapshot") == set(KEYS)
+    assert all(entity_count(key) == 30 + 5 for key in KEYS)
+    assert guard_evaluations(result) == {key: True for key in KEYS}
+    assert [r.status for r in ledger_rows("bravo")] == ["succeeded"]
+    assert ledger_rows("bravo")[0].all_stages and ledger_rows("bravo")[0].run_id == result.run_id
+
+
+def test_a_failing_tenant_is_rolled_back_named_and_alone(world, cleanup_poison):
+    files = minimal_files("bravo", users=30)
+    files["users"].append(user("poison-me"))
+    world("bravo", files)
+    poison(engine_for_env(), "poison-me")
+    result = run(KEYS)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "bravo" in failure.event_specific_data.error.message
+    assert "alpha" not in failure.event_specific_data.error.message
+    assert materialized("entities") == {"alpha", "charlie"}
+    assert entity_count("bravo") == 0  # users inserted before the poisoned row were rolled back
+    assert entity_count("alpha") == entity_count("charlie") == 35
+    failed = ledger_rows("bravo")[-1]
+    assert failed.status == "failed" and "poisoned row" in failed.reason
+    # fixed, it can be re-run alone
+    with engine_for_env().begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS poison" + (" ON entities" if conn.dialect.name != "sqlite" else "")))
+    assert run(["bravo"]).success and entity_count("bravo") == 36
+
+
+def test_users_falling_below_half_hold_the_tenant_and_only_it(world):
+    assert run(KEYS).success
+    world("bravo", minimal_files("bravo", users=14))  # 30 -> 14: below half
+    result = run(KEYS)
+    assert result.success  # held is not a failure of the run: the check says it
+    assert guard_evaluations(result) == {"alpha": True, "bravo": False, "charlie": True}
+    held = ledger_rows("bravo")[-1]
+    assert held.status == "held" and "users fell from 30 to 14" in held.reason
+    assert entity_count("bravo") == 35  # nothing written: the 16 users are not deleted
+    # a held pass is never the baseline: the same snapshot is held again
+    run(["bravo"])
+    assert ledger_rows("bravo")[-1].status == "held"
+
+
+def test_exactly_half_or_a_small_tenant_is_not_held(world):
+    assert run(KEYS).success
+    world("alpha", minimal_files("alpha", users=15))  # 30 -> 15: not strictly below half
+    assert run(["alpha"]).success and ledger_rows("alpha")[-1].status == "succeeded"
+    world("alpha", minimal_files("alpha", users=5))  # previous 15 < 20: no check
+    run(["alpha"])
+    assert ledger_rows("alpha")[-1].status == "succeeded"
+
+
+def test_enabled_policies_falling_to_zero_hold_the_tenant(world):
+    assert run(KEYS).success
+    files = minimal_files("charlie", users=30)
+    files["conditional_access_policies"][0]["state"] = "disabled"
+    world("charlie", files)
+    run(KEYS)
+    held = ledger_rows("charlie")[-1]
+    assert held.status == "held" and "enabled Conditional Access policies fell from 1 to 0" in held.reason
+
+
+def test_accept_drop_lets_the_next_pass_through(world):
+    assert run(KEYS).success
+    world("bravo", minimal_files("bravo", users=3))
+    run(["bravo"])
+    assert ledger_rows("bravo")[-1].status == "held"
+    code, out, err = mspbyte("tenants", "accept-drop", "bravo", "--reason", "customer offboarded 27 staff")
+    assert code == 0, err
+    run(["bravo"])
+    assert ledger_rows("bravo")[-1].status == "succeeded"
+    assert entity_count("bravo") == 3 + 5
+
+
+def test_mspbyte_run_exits_non_zero_naming_held_tenants(world):
+    assert mspbyte("run", "--all")[0] == 0
+    world("charlie", minimal_files("charlie", users=2))
+    code, out, err = mspbyte("run", "--all")
+    verdict = err.strip().splitlines()[-1]
+    assert code == 1 and "charlie (held)" in verdict and "alpha" not in verdict
+
+
+def test_a_subset_run_of_one_stage_for_one_tenant(world):
+    assert run(["alpha"]).success
+    result = run(["bravo"], selection=[AssetKey("entities")])
+    assert result.success
+    planned = {
+        (e.asset_key.to_user_string(), e.partition)
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    }
+    assert planned == {("entities", "bravo")}
+    assert entity_count("bravo") == 35
+    assert not ledger_rows("bravo")[-1].all_stages  # a subset pass is no guard baseline
+
+
+def test_mspbyte_run_splits_tenants_that_are_not_contiguous(world):
+    world("delta", minimal_files("delta", users=30))
+    code, out, err = mspbyte("run", "--tenant", "delta", "--tenant", "alpha", "--tenant", "charlie")
+    assert code == 0, err
+    # bravo sits between alpha and charlie: two runs, alpha alone and charlie..delta
+    assert [line.split()[3] for line in out.splitlines()] == ["alpha..alpha:", "charlie..delta:"]
+    assert materialized("entities") == {"alpha", "charlie", "delta"}
+    assert DagsterInstance.get().get_dynamic_partitions(TENANTS) == ["alpha", "bravo", "charlie", "delta"]
+
+
+def test_a_tenant_without_a_snapshot_row_fails_alone(world):
+    DagsterInstance.get().add_dynamic_partitions(TENANTS, ["ghost"])
+    result = run(["alpha", "bravo", "charlie", "ghost"])
+    assert not result.success
+    assert materialized("entities") == set(KEYS)
