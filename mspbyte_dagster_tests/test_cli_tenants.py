@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
-from mspbyte_dagster.cli import main, tenant_ranges
+from mspbyte_dagster.cli import main
+from mspbyte_dagster.cli.run import tenant_ranges
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import snapshots, tenants
 from mspbyte_dagster_tests.snapshots import minimal_files, write_folder

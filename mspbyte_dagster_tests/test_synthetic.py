@@ -9,24 +9,24 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES
+from mspbyte_dagster.lib.model import TENANT_KEY_RE
 from mspbyte_dagster.lib.synthetic import (
     FULL_SETUP,
     NOTHING_ENFORCED,
     SECURITY_DEFAULTS_ONLY,
-    SNAPSHOT_FILES,
-    TENANT_KEY_RE,
     WEAK_POLICIES,
     generate_snapshot,
     write_snapshots,
 )
 
 SEED = 42
-CAPTURED_AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
+CAPTURED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 STALE_DAYS = 90
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -61,7 +61,7 @@ def tenants(request) -> list[dict]:
 def _age_days(timestamp: str | None) -> float | None:
     if timestamp is None:
         return None
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return (CAPTURED_AT - moment).total_seconds() / 86_400
 
 

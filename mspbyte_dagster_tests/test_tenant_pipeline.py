@@ -1,6 +1,5 @@
 """The pipeline spine in Dagster: many tenants per run, failure isolation, the guard, subsets."""
 
-import copy
 
 import pytest
 from click.testing import CliRunner

@@ -1,11 +1,11 @@
 """Per-tenant asset checks, logged per partition by the tenant loop, plus one summary per run."""
 
+import warnings
+
 from dagster import AssetCheckEvaluation, AssetCheckResult, AssetCheckSpec, AssetKey, PreviewWarning
 
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.lib.pipeline import TenantPass
-
-import warnings
 
 with warnings.catch_warnings():
     # Partitioned check specs are "preview" in 1.13; they are what makes a result per tenant possible.

@@ -21,13 +21,12 @@ import random
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES
 from mspbyte_dagster.lib.model import TENANT_KEY_RE
 
-CAPTURED_AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
+CAPTURED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 MIN_USERS = 10
 MAX_USERS = 50_000
 
@@ -246,7 +245,7 @@ def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
     roles = _role_definitions(rng)
     registrations = [
         _registration(rng, user, profile, _is_admin(profile, roles))
-        for user, profile in zip(user_objects, profiles)
+        for user, profile in zip(user_objects, profiles, strict=False)
         if profile.registration_record
     ]
 
@@ -453,10 +452,10 @@ def _group_members(
     for number, (_, _, parents) in enumerate(group_specs):
         for parent in parents:
             members[parent].append({"@odata.type": "#microsoft.graph.group", "id": groups[number]["id"]})
-    for user, profile in zip(users, profiles):
+    for user, profile in zip(users, profiles, strict=False):
         for number in profile.groups:
             members[number].append({"@odata.type": "#microsoft.graph.user", "id": user["id"]})
-    return {group["id"]: direct for group, direct in zip(groups, members)}
+    return {group["id"]: direct for group, direct in zip(groups, members, strict=False)}
 
 
 def _role_definitions(rng: random.Random) -> list[dict[str, object]]:
@@ -515,7 +514,7 @@ def _role_assignments(
     administrative_unit = f"/administrativeUnits/{_guid(rng)}"
     held = [
         (user["id"], profile.direct_role, administrative_unit if profile.direct_role in _AU_SCOPED_ROLES else "/")
-        for user, profile in zip(users, profiles)
+        for user, profile in zip(users, profiles, strict=False)
         if profile.direct_role
     ]
     held.append((groups[HELPDESK_GROUP]["id"], "Helpdesk Administrator", "/"))

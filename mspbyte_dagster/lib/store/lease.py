@@ -8,10 +8,10 @@ the tenant forever.
 from __future__ import annotations
 
 import hashlib
-import uuid
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta

@@ -1,0 +1,86 @@
+"""What every `mspbyte` command shares: settings, errors, the app database, the Dagster instance.
+
+`--json` output is stable (scripts and tests read it); errors go to stderr,
+name what is wrong, and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from mspbyte_dagster.settings import REPO_ROOT, Settings, SettingsError
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"mspbyte: {message}", err=True)
+    sys.exit(code)
+
+
+def settings() -> Settings:
+    context = click.get_current_context()
+    if "settings" not in context.meta:
+        try:
+            context.meta["settings"] = Settings.from_env()
+        except SettingsError as error:
+            fail(f"bad setting: {error}")
+    return context.meta["settings"]
+
+
+def expected_errors(fn):
+    """Known failures (bad input, unknown names, unmigrated database) end as one clear line."""
+    from mspbyte_dagster.lib.flags import UnknownFlagError
+    from mspbyte_dagster.lib.onboarding import ImportRejected
+    from mspbyte_dagster.lib.store.db import DatabaseNotReadyError
+    from mspbyte_dagster.lib.store.tenants import UnknownTenantError
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ImportRejected, DatabaseNotReadyError, UnknownTenantError, UnknownFlagError, ValueError) as error:
+            fail(str(error))
+
+    return wrapper
+
+
+def app_engine():
+    from mspbyte_dagster.lib.store.db import engine_for, require_migrated
+
+    engine = engine_for(settings().database_url)
+    require_migrated(engine)
+    return engine
+
+
+def dagster_instance():
+    """The Dagster instance of DAGSTER_HOME; the default home is created with our dagster.yaml."""
+    from dagster import DagsterInstance
+
+    current = settings()
+    os.environ.setdefault("MAX_CONCURRENT_JOBS", str(current.max_concurrent_jobs))
+    if not os.environ.get("DAGSTER_HOME"):
+        current.dagster_home.mkdir(parents=True, exist_ok=True)
+        config = current.dagster_home / "dagster.yaml"
+        if not config.exists():
+            config.symlink_to(REPO_ROOT / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(current.dagster_home)
+    elif not Path(os.environ["DAGSTER_HOME"]).is_dir():
+        fail(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} is not a folder: create it or unset DAGSTER_HOME")
+    return DagsterInstance.get()
+
+
+def echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+@click.group()
+def main() -> None:
+    """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
+    logging.basicConfig(level=settings().log_level.upper(), format="%(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,74 @@
+"""`mspbyte run`: job tenant_pipeline on the Dagster instance, in this process."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from mspbyte_dagster.cli.common import app_engine, dagster_instance, expected_errors, fail, main, settings
+from mspbyte_dagster.cli.tenants import register_partitions
+
+RUN_BATCH = 50
+
+
+def tenant_ranges(order: list[str], chosen: list[str], size: int = RUN_BATCH) -> list[list[str]]:
+    """Split the chosen tenants into contiguous ranges of the partition order, at most `size` each."""
+    wanted, ranges, current = set(chosen), [], []
+    for key in order:
+        if key in wanted and len(current) < size:
+            current.append(key)
+            continue
+        if current:
+            ranges.append(current)
+        current = [key] if key in wanted else []
+    if current:
+        ranges.append(current)
+    return ranges
+
+
+@main.command()
+@click.option("--tenant", "tenant_keys", multiple=True, help="Tenant key (repeatable).")
+@click.option("--all", "all_tenants", is_flag=True, help="Every registered tenant.")
+@expected_errors
+def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
+    """Run job tenant_pipeline on the Dagster instance (visible in the UI) and wait for it."""
+    from mspbyte_dagster.definitions import defs
+    from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+    from mspbyte_dagster.lib.store import ledger
+    from mspbyte_dagster.lib.store import tenants as tenant_store
+
+    if bool(tenant_keys) == all_tenants:
+        fail("name tenants with --tenant ID (repeatable) or use --all")
+    with app_engine().connect() as conn:
+        registered = tenant_store.tenant_keys(conn)
+    unknown = [key for key in tenant_keys if key not in registered]
+    if unknown:
+        fail(f"unknown tenant(s): {', '.join(unknown)}; `mspbyte tenants list` shows the registered ones")
+    chosen = registered if all_tenants else list(dict.fromkeys(tenant_keys))
+    register_partitions(registered)
+    instance = dagster_instance()
+    job = defs.resolve_job_def("tenant_pipeline")
+    failed_runs, unfinished = [], {}
+    for keys in tenant_ranges(instance.get_dynamic_partitions(TENANTS), chosen):
+        result = job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": settings().log_level.upper()}}}},
+            instance=instance,
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1], "mspbyte/trigger": "cli"},
+            raise_on_error=False,
+        )
+        with app_engine().connect() as conn:
+            passes = ledger.passes_of_run(conn, keys, result.run_id)
+        statuses = {row.tenant: row.status for row in passes}
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses.values()).items()))
+        click.echo(f"run {result.run_id} tenants {keys[0]}..{keys[-1]}: {summary or 'no pass recorded'}")
+        for row in passes:
+            if row.status != "succeeded":
+                click.echo(f"  {row.tenant}: {row.status}: {row.reason}", err=True)
+            if row.status in ("failed", "held"):
+                unfinished[row.tenant] = row.status
+        if not result.success:
+            failed_runs.append(result.run_id)
+    if unfinished or failed_runs:
+        named = ", ".join(f"{tenant} ({status})" for tenant, status in unfinished.items())
+        fail(f"not every tenant went through: {named or 'run(s) ' + ', '.join(failed_runs) + ' failed'}", code=1)

@@ -1,0 +1,88 @@
+"""`mspbyte synth` and `mspbyte tenants`: making, registering and listing tenants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mspbyte_dagster.cli.common import app_engine, dagster_instance, echo_json, expected_errors, fail, main, settings
+
+
+@main.command()
+@click.option("--tenants", "tenant_count", type=click.IntRange(1, 10_000), default=3, show_default=True)
+@click.option("--users", type=click.IntRange(10, 50_000), default=100, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def synth(tenant_count: int, users: int, seed: int, out: Path) -> None:
+    """Write deterministic synthetic tenant snapshots (same arguments, same bytes)."""
+    from mspbyte_dagster.lib.synthetic import write_snapshots
+
+    for folder in write_snapshots(out, tenant_count, users, seed):
+        click.echo(str(folder))
+
+
+@main.group()
+def tenants() -> None:
+    """Register and list tenants."""
+
+
+def register_partitions(keys: list[str]) -> list[str]:
+    """Add the tenants' partitions the Dagster instance lacks; returns those added."""
+    from mspbyte_dagster.defs.partitions import TENANTS
+
+    instance = dagster_instance()
+    known = set(instance.get_dynamic_partitions(TENANTS))
+    missing = [key for key in dict.fromkeys(keys) if key not in known]
+    if missing:
+        instance.add_dynamic_partitions(TENANTS, missing)
+    return missing
+
+
+@tenants.command("import")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def tenants_import(folders: tuple[Path, ...], as_json: bool) -> None:
+    """Validate snapshot folders, store them, and make each its tenant's current snapshot."""
+    from mspbyte_dagster.lib.onboarding import import_folders
+    from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+
+    engine = app_engine()
+    imported = import_folders(engine, SnapshotStore(settings().data_dir / "snapshots"), list(folders))
+    register_partitions([item.tenant for item in imported])
+    if as_json:
+        echo_json([item.as_json() for item in imported])
+        return
+    for item in imported:
+        click.echo(f"{item.tenant}: snapshot {item.seq} ({item.counts.get('users', 0)} users) -> {item.path}")
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def tenants_list(as_json: bool) -> None:
+    """Registered tenants with their data sources and current snapshot."""
+    from mspbyte_dagster.lib.store.tenants import list_tenants
+
+    with app_engine().connect() as conn:
+        rows = list_tenants(conn)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['tenant']}\t{row['name']!r}\tsnapshot {row['current_snapshot']}\t{row['captured_at']}")
+
+
+@tenants.command("accept-drop")
+@click.argument("tenant")
+@click.option("--reason", required=True, help="Why the drop is real (kept in the ledger).")
+@expected_errors
+def tenants_accept_drop(tenant: str, reason: str) -> None:
+    """Let the tenant's next pass through the empty-sync guard: its current snapshot becomes the baseline."""
+    from mspbyte_dagster.lib.guard import accept_drop
+
+    if not reason.strip():
+        fail("--reason must say why the drop is real")
+    counts = accept_drop(app_engine(), tenant, reason.strip())
+    click.echo(f"{tenant}: drop accepted ({counts['users']} users, {counts['enabled_policies']} enabled policies)")
