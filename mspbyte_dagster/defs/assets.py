@@ -20,12 +20,18 @@ from dagster import (
 from mspbyte_dagster.defs.checks import EMPTY_SYNC_GUARD, guard_evaluation, guard_summary
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource
+from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
+from mspbyte_dagster.lib.store.context_store import ContextStore
 from mspbyte_dagster.settings import Settings
 
 STAGE_DESCRIPTIONS = {
     "m365_snapshot": "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file.",
     "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
+    "tenant_context": "Everything the analysis needs, loaded in constant queries, with O(1) lookups both ways.",
+    "relationships": "member_of (transitive), assigned_role (direct and through groups), applies_to, has_license.",
+    "findings": "The rules of RULES.md over the context, with the rules evaluated in this pass.",
+    "alerts": "One alert per fingerprint: created, updated, suppressed, reopened and resolved by the lifecycle.",
 }
 STAGE_SPECS = [
     AssetSpec(
@@ -41,12 +47,17 @@ STAGE_SPECS = [
 ]
 
 
+def _metadata_value(name: str, value):
+    if name.endswith("_markdown"):
+        return MetadataValue.md(value)
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return value
+    return MetadataValue.json(value)
+
+
 def stage_metadata(figures: dict) -> dict:
-    """Per-tenant figures as Dagster metadata: numbers stay numbers, the rest is JSON."""
-    return {
-        name: value if isinstance(value, int | float | str) and not isinstance(value, bool) else MetadataValue.json(value)
-        for name, value in figures.items()
-    }
+    """Per-tenant figures as Dagster metadata: numbers stay numbers, Markdown renders, the rest is JSON."""
+    return {name.removesuffix("_markdown"): _metadata_value(name, value) for name, value in figures.items()}
 
 
 def pass_options(run_id: str) -> PassOptions:
@@ -55,6 +66,8 @@ def pass_options(run_id: str) -> PassOptions:
         run_id=run_id,
         lease_ttl=timedelta(milliseconds=settings.job_timeout_ms),
         slow_query_threshold_ms=settings.slow_query_threshold_ms,
+        flags=FeatureFlagManager(settings.flag_defaults),
+        context_store=ContextStore(settings.data_dir / "contexts"),
     )
 
 

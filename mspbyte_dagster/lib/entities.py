@@ -14,9 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import entities
 
 # entity type -> the snapshot file its objects come from, and the field that names it
@@ -203,8 +204,7 @@ def _bulk_update(conn: Connection, tenant: str, rows: list[dict], columns: tuple
 
 
 def _write(conn: Connection, tenant: str, inserts: list[dict], updates: list[dict]) -> None:
-    if inserts:
-        conn.execute(insert(entities), inserts)
+    bulk_insert(conn, entities, inserts)
     changed = [u for u in updates if u["updated_at"] is not None]
     _bulk_update(conn, tenant, changed, (*WRITTEN, "updated_at"), deleted_at=None)
     _bulk_update(conn, tenant, [u for u in updates if u["updated_at"] is None], WRITTEN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 TENANT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 TENANT_KEY_RE = re.compile(TENANT_KEY_PATTERN)
@@ -19,3 +20,49 @@ LEDGER_STATUSES = ("succeeded", "failed", "held", "skipped", "accepted_drop")
 def is_tenant_key(value: object) -> bool:
     """A tenant key is a partition key and a NATS subject token, so its alphabet is narrow."""
     return isinstance(value, str) and TENANT_KEY_RE.match(value) is not None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule firing on one entity: what the AlertManager turns into an alert."""
+
+    analysis_type: str
+    alert_type: str
+    entity_type: str
+    entity_id: str
+    severity: str
+    message: str
+    details: dict = field(default_factory=dict)  # stable facts only: compared to decide "updated"
+    sku_id: str | None = None
+
+    @property
+    def fingerprint(self) -> tuple[str, str, str, str]:
+        return (self.alert_type, self.entity_type, self.entity_id, self.sku_id or "")
+
+
+@dataclass(frozen=True)
+class RuleEvaluation:
+    """Whether a rule was evaluated in a pass, why not, and the entities it could not judge."""
+
+    analysis_type: str
+    alert_type: str
+    evaluated: bool
+    reason: str | None = None
+    skipped: frozenset[str] = frozenset()
+
+    def covers(self, entity_id: str) -> bool:
+        return self.evaluated and entity_id not in self.skipped
+
+    def as_json(self) -> dict:
+        return {
+            "analysis_type": self.analysis_type,
+            "alert_type": self.alert_type,
+            "evaluated": self.evaluated,
+            "reason": self.reason,
+            "skipped": sorted(self.skipped),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> RuleEvaluation:
+        return cls(data["analysis_type"], data["alert_type"], data["evaluated"], data.get("reason"),
+                   frozenset(data.get("skipped") or ()))

@@ -16,15 +16,25 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, read_snapshot
+from mspbyte_dagster.lib.alerts import AlertManager
+from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
+from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
+from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FLAGS, FeatureFlagManager
 from mspbyte_dagster.lib.guard import guard_counts, hold_reason
+from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
+from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.context_store import ContextStore
+from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
 
-STAGES = ("m365_snapshot", "entities")
-WRITING_STAGES = ("entities",)
+STAGES = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
+# The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
+STAGE_FLAGS = {"tenant_context": "batch_loading", "relationships": "batch_loading",
+               "findings": "unified_analyzer", "alerts": "alert_manager"}
 
 
 class NoSnapshotError(LookupError):
@@ -42,7 +52,17 @@ class PassOptions:
     lease_wait_seconds: float = 10.0
     lease_ttl: timedelta = timedelta(minutes=10)
     slow_query_threshold_ms: float = 100.0
-    timed: bool = True
+    flags: FeatureFlagManager = field(default_factory=lambda: FeatureFlagManager(FLAG_DEFAULTS))
+    context_store: ContextStore | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def paths(self, tenant: str) -> dict[str, str]:
+        """Per stage, "new" or "legacy" for this tenant, as the flags decide."""
+        whole = self.flags.is_enabled("new_pipeline", tenant)
+        return {
+            stage: "new" if whole and self.flags.is_enabled(flag, tenant) else "legacy"
+            for stage, flag in STAGE_FLAGS.items()
+        }
 
 
 @dataclass
@@ -53,8 +73,15 @@ class PassState:
     tenant: str
     data_source_id: int
     snapshot_id: int
+    options: PassOptions
+    ledger_id: int | None = None
+    paths: dict[str, str] = field(default_factory=dict)
     snapshot: Snapshot | None = None
     guard: dict = field(default_factory=dict)
+    entities_written: bool = False
+    context: TenantContext | None = None
+    analysis: Analysis | None = None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,25 +116,77 @@ def snapshot_stage(state: PassState) -> dict:
 
 def entities_stage(state: PassState) -> dict:
     counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
+    state.entities_written = True
     return counts.as_json()
+
+
+def context_stage(state: PassState) -> dict:
+    """Load the context (new: constant queries; legacy: one per entity) and keep it for subset runs."""
+    loader = DataContextLoader if state.paths["tenant_context"] == "new" else LegacyContextLoader
+    with module(loader.__name__):
+        state.context = loader(state.conn).load(state.tenant)
+    store = state.options.context_store
+    if store is not None:
+        state.after_commit.append(lambda context=state.context: store.save(context))
+    return {"path": state.paths["tenant_context"], "entities": state.context.entity_counts(),
+            "admins": len(state.context.admins), "inputs_read": sorted(state.context.header.complete)}
+
+
+def _context(state: PassState) -> TenantContext:
+    """The pass's context: built in this pass, kept from an earlier one, or loaded now."""
+    if state.context is None and not state.entities_written and state.options.context_store is not None:
+        state.context = state.options.context_store.load(state.tenant, state.snapshot_id)
+    if state.context is None:
+        with module(DataContextLoader.__name__):
+            state.context = DataContextLoader(state.conn).load(state.tenant)
+    return state.context
+
+
+def relationships_stage(state: PassState) -> dict:
+    linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
+    with module(linker.__name__):
+        counts = linker(state.conn).link(_context(state), state.options.now())
+    return {"path": state.paths["relationships"]} | counts.as_json()
+
+
+def findings_stage(state: PassState) -> dict:
+    context = _context(state)
+    if state.paths["findings"] == "new":
+        with module(UnifiedAnalyzer.__name__):
+            state.analysis = UnifiedAnalyzer().analyze(context)
+    else:
+        with module(LegacyAnalyzers.__name__):
+            state.analysis = LegacyAnalyzers(state.conn).analyze(context)
+    with module("FindingsStore"):
+        replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
+    return {"path": state.paths["findings"]} | state.analysis.summary()
+
+
+def alerts_stage(state: PassState) -> dict:
+    context = _context(state)
+    analysis = state.analysis or load_findings(state.conn, state.tenant)
+    writer = AlertManager if state.paths["alerts"] == "new" else LegacyAlertWriter
+    with module(writer.__name__):
+        outcome = writer(state.conn).apply(context, analysis, state.options.now(), state.options.run_id)
+    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
     "m365_snapshot": snapshot_stage,
     "entities": entities_stage,
+    "tenant_context": context_stage,
+    "relationships": relationships_stage,
+    "findings": findings_stage,
+    "alerts": alerts_stage,
 }
 
 
-def _run_stages(conn: Connection, tenant: str, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
-    current = tenant_store.current_snapshot(conn, tenant)
-    if current is None:
-        raise NoSnapshotError(tenant)
-    state = PassState(conn, tenant, current.data_source_id, current.snapshot_id)
+def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
     needed = stages if "m365_snapshot" in stages else ("m365_snapshot", *stages)
     for stage in STAGES:
         if stage not in needed:
             continue
-        if stage in WRITING_STAGES and state.guard.get("held"):
+        if stage != "m365_snapshot" and state.guard.get("held"):
             raise TenantHeld(state.guard["held"])
         started, before = time.perf_counter(), stats.total
         with module(stage):
@@ -118,10 +197,21 @@ def _run_stages(conn: Connection, tenant: str, stages: tuple[str, ...], result: 
         result.guard = state.guard
 
 
+def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: int) -> PassState:
+    current = tenant_store.current_snapshot(conn, tenant)
+    if current is None:
+        raise NoSnapshotError(tenant)
+    return PassState(conn, tenant, current.data_source_id, current.snapshot_id, options, ledger_id,
+                     options.paths(tenant))
+
+
 def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], options: PassOptions) -> TenantPass:
     """Run the selected stages for one tenant; never raises for the tenant's own failure."""
     result = TenantPass(tenant)
-    stats = QueryStats(slow_threshold_ms=options.slow_query_threshold_ms, timed=options.timed)
+    stats = QueryStats(
+        slow_threshold_ms=options.slow_query_threshold_ms,
+        timed=options.flags.is_enabled("performance_monitoring", tenant),
+    )
     started_at, clock = datetime.now(UTC), time.perf_counter()
     lease: dict = {}
     with measuring(stats):
@@ -137,7 +227,10 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 lease = {"acquired_at": datetime.now(UTC).isoformat()}
                 try:
                     with engine.begin() as conn:
-                        _run_stages(conn, tenant, stages, result, stats)
+                        state = _open_pass(conn, tenant, options, ledger_id)
+                        _run_stages(state, stages, result, stats)
+                    for committed in state.after_commit:
+                        committed()
                     result.status = "succeeded"
                 except TenantHeld as held:
                     result.status, result.reason = "held", str(held)
@@ -161,7 +254,12 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 queries=stats.total,
                 slow_queries=len(stats.slow),
                 stages=result.stages,
-                details={"guard": result.guard.get("counts"), "lease": lease, "query_stats": stats.as_json()},
+                details={
+                    "guard": result.guard.get("counts"),
+                    "lease": lease,
+                    "flags": {flag: options.flags.is_enabled(flag, tenant) for flag in FLAGS},
+                    "query_stats": stats.as_json(),
+                },
             )
     result.queries, result.slow_queries = stats.total, len(stats.slow)
     return result

@@ -86,15 +86,20 @@ def _before(conn, _cursor, _statement, _parameters, context, _executemany) -> No
 
 
 def _after(conn, _cursor, statement, _parameters, context, _executemany) -> None:
+    if _active.get() is not None:
+        record_statement(statement, time.perf_counter() - conn.info["query_started"].pop())
+
+
+def record_statement(statement: str, seconds: float) -> None:
+    """Count one statement (also those sent past SQLAlchemy, such as COPY) for the active stats."""
     stats = _active.get()
     if stats is None:
         return
-    started = conn.info["query_started"].pop()
     name = _module.get()
     stats.counts[name] += 1
     if not stats.timed:
         return
-    elapsed = (time.perf_counter() - started) * 1000
+    elapsed = seconds * 1000
     stats.milliseconds[name] += elapsed
     if elapsed > stats.slow_threshold_ms:
         shape = fingerprint(statement)

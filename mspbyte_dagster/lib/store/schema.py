@@ -169,6 +169,20 @@ findings = Table(
     Index(None, "tenant", "analysis_type"),
 )
 
+rule_evaluations = Table(
+    "rule_evaluations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("ledger_id", Id),
+    Column("analysis_type", String(16), nullable=False),
+    Column("alert_type", String(48), nullable=False),
+    Column("evaluated", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("skipped", JSON, nullable=False),
+    Index(None, "tenant", "alert_type"),
+)
+
 alerts = Table(
     "alerts",
     metadata,

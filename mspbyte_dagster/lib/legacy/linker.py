@@ -1,0 +1,52 @@
+"""The old linker pattern: one lookup and one write per edge, one lookup per parent for removals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.linking import LinkCounts, desired_edges
+from mspbyte_dagster.lib.store.schema import entity_relationships as edges
+
+PARENT_TYPES = {"member_of": "group", "assigned_role": "role", "applies_to": "policy", "has_license": "sku"}
+
+
+class LegacyLinker:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def link(self, context: TenantContext, now: datetime) -> LinkCounts:
+        tenant, source = context.tenant, context.header.data_source_id
+        wanted = desired_edges(context)
+        counts = LinkCounts()
+        for (kind, parent, child), details in wanted.items():
+            counts.total[kind] += 1
+            row = self.conn.execute(
+                select(edges.c.id, edges.c.details).where(
+                    edges.c.tenant == tenant, edges.c.relationship_type == kind,
+                    edges.c.parent_id == parent, edges.c.child_id == child,
+                )
+            ).first()
+            if row is None:
+                counts.created[kind] += 1
+                self.conn.execute(insert(edges).values(
+                    tenant=tenant, data_source_id=source, relationship_type=kind, parent_id=parent,
+                    child_id=child, details=details, created_at=now,
+                ))
+            elif (row.details or {}) != details:
+                counts.updated += 1
+                self.conn.execute(update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id)
+                                  .values(details=details))
+        for kind, parent_type in PARENT_TYPES.items():
+            for (entity_type, _external_id), parent in context.entity_ids.items():
+                if entity_type != parent_type:
+                    continue
+                for row in self.conn.execute(select(edges.c.id, edges.c.child_id).where(
+                    edges.c.tenant == tenant, edges.c.relationship_type == kind, edges.c.parent_id == parent
+                )).all():
+                    if (kind, parent, row.child_id) not in wanted:
+                        counts.removed[kind] += 1
+                        self.conn.execute(delete(edges).where(edges.c.tenant == tenant, edges.c.id == row.id))
+        return counts

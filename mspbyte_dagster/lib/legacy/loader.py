@@ -1,0 +1,38 @@
+"""The old DataContextLoader pattern: list each type's ids, then fetch every entity on its own."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from mspbyte_dagster.lib.context import (
+    EntityRow,
+    TenantContext,
+    build_context,
+    header_query,
+    live_entities_query,
+    tenant_header,
+)
+from mspbyte_dagster.lib.model import ENTITY_TYPES
+from mspbyte_dagster.lib.store.schema import entities
+
+
+class LegacyContextLoader:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def load(self, tenant: str) -> TenantContext:
+        header = tenant_header(self.conn.execute(header_query(tenant)).one())
+        rows = []
+        for entity_type in ENTITY_TYPES:
+            ids = self.conn.execute(
+                live_entities_query(tenant, header.data_source_id)
+                .with_only_columns(entities.c.id)
+                .where(entities.c.entity_type == entity_type)
+            ).scalars()
+            for entity_id in list(ids):
+                row = self.conn.execute(
+                    select(entities.c.id, entities.c.entity_type, entities.c.external_id, entities.c.state,
+                           entities.c.data).where(entities.c.tenant == tenant, entities.c.id == entity_id)
+                ).one()
+                rows.append(EntityRow(row.id, row.entity_type, row.external_id, row.state, row.data))
+        return build_context(header, rows)
