@@ -1,12 +1,14 @@
-"""The one Definitions object: every asset, job and resource. Connects to nothing."""
+"""The one Definitions object: every asset, job, sensor, schedule and resource. Connects to nothing."""
 
 import warnings
 
-from dagster import BetaWarning, Definitions, with_source_code_references
+from dagster import BetaWarning, Definitions, in_process_executor, with_source_code_references
 
 from mspbyte_dagster.defs.assets import tenant_pipeline
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
-from mspbyte_dagster.defs.resources import DatabaseResource
+from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource, NatsResource
+from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
+from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_registry_sensor
 
 # Code references are beta in 1.13; they are worth it, the warning at every load is not.
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -14,5 +16,14 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 defs = Definitions(
     assets=with_source_code_references([tenant_pipeline]),
     jobs=[tenant_pipeline_job],
-    resources={"database": DatabaseResource()},
+    # UI materializations and backfills run in the implicit asset job: one process per run there too.
+    executor=in_process_executor,
+    sensors=[sync_event_sensor, tenant_registry_sensor],
+    schedules=[tenant_refresh_schedule],
+    resources={
+        "database": DatabaseResource(),
+        "feature_flags": FeatureFlagsResource(),
+        "nats": NatsResource(),
+        "graph": GraphResource.from_env(),
+    },
 )

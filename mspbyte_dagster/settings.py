@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_DRIVERS = ("sqlite", "postgresql")
+MINUTES_PER_DAY = 1440
 
 
 class SettingsError(ValueError):
@@ -89,6 +90,17 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     return value
 
 
+def _refresh_interval_minutes(env: Mapping[str, str]) -> int:
+    """Minutes between two refreshes of every tenant; a cron schedule can only repeat evenly within a day."""
+    minutes = _int(env, "REFRESH_INTERVAL_MINUTES", 60, 1, MINUTES_PER_DAY)
+    if 60 % minutes and (minutes % 60 or MINUTES_PER_DAY % minutes):
+        raise SettingsError(
+            f"REFRESH_INTERVAL_MINUTES={minutes} does not divide an hour or a day evenly: use a divisor of 60 "
+            "(1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) or whole hours dividing 24 (120, 180, 240, 360, 480, 720, 1440)"
+        )
+    return minutes
+
+
 def _flag_defaults(env: Mapping[str, str]) -> dict[str, FlagDefault]:
     defaults = {}
     for flag, default in FLAG_DEFAULTS.items():
@@ -110,6 +122,7 @@ class Settings:
     flag_defaults: dict[str, FlagDefault]
     slow_query_threshold_ms: int
     max_debounce_window_ms: int
+    refresh_interval_minutes: int
     max_concurrent_jobs: int
     job_timeout_ms: int
     log_level: str
@@ -138,6 +151,7 @@ class Settings:
             flag_defaults=_flag_defaults(env),
             slow_query_threshold_ms=_int(env, "SLOW_QUERY_THRESHOLD_MS", 100, 0),
             max_debounce_window_ms=_int(env, "MAX_DEBOUNCE_WINDOW_MS", 300_000, 0),
+            refresh_interval_minutes=_refresh_interval_minutes(env),
             max_concurrent_jobs=_int(env, "MAX_CONCURRENT_JOBS", 5, 1),
             job_timeout_ms=_int(env, "JOB_TIMEOUT_MS", 600_000, 1000),
             log_level=log_level,

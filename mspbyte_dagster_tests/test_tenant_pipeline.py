@@ -73,7 +73,9 @@ def guard_evaluations(result):
     return {
         e.event_specific_data.partition: e.event_specific_data.passed
         for e in result.all_events
-        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.partition
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.partition
+        and e.event_specific_data.check_name == "empty_sync_guard"
     }
 
 
@@ -106,7 +108,15 @@ def cleanup_poison(app_env):
 def test_one_run_carries_every_tenant_of_the_range(world):
     result = run(KEYS)
     assert result.success
-    assert materialized("entities") == set(KEYS) and materialized("m365_snapshot") == set(KEYS)
+    for stage in ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts"):
+        assert materialized(stage) == set(KEYS), stage
+    checks = {
+        (e.event_specific_data.check_name, e.event_specific_data.partition): e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.partition
+    }
+    for name in ("finding_entities_exist", "one_open_alert_per_fingerprint"):
+        assert all(checks[(name, key)] for key in KEYS), name
     assert all(entity_count(key) == 30 + 5 for key in KEYS)
     assert guard_evaluations(result) == {key: True for key in KEYS}
     assert [r.status for r in ledger_rows("bravo")] == ["succeeded"]

@@ -37,25 +37,29 @@ def expected_errors(fn):
     """Known failures (bad input, unknown names, unmigrated database) end as one clear line."""
     from mspbyte_dagster.lib.flags import UnknownFlagError
     from mspbyte_dagster.lib.onboarding import ImportRejected
+    from mspbyte_dagster.lib.store.alert_store import AlertNotFound
     from mspbyte_dagster.lib.store.db import DatabaseNotReadyError
     from mspbyte_dagster.lib.store.tenants import UnknownTenantError
+
+    known = (ImportRejected, DatabaseNotReadyError, UnknownTenantError, UnknownFlagError, AlertNotFound, ValueError)
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ImportRejected, DatabaseNotReadyError, UnknownTenantError, UnknownFlagError, ValueError) as error:
+        except known as error:
             fail(str(error))
 
     return wrapper
 
 
-def app_engine():
-    from mspbyte_dagster.lib.store.db import engine_for, require_migrated
+def app_engine(read_only: bool = False):
+    """The app database, migrated; read_only: for commands that only read (no SQLite write lock)."""
+    from mspbyte_dagster.lib.store.db import engine_for, reading, require_migrated
 
     engine = engine_for(settings().database_url)
     require_migrated(engine)
-    return engine
+    return reading(engine) if read_only else engine
 
 
 def dagster_instance():
@@ -83,4 +87,5 @@ def echo_json(value) -> None:
 def main() -> None:
     """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
     logging.basicConfig(level=settings().log_level.upper(), format="%(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for chatty in ("alembic", "httpx"):  # one line per migration step / HTTP request is noise here
+        logging.getLogger(chatty).setLevel(logging.WARNING)

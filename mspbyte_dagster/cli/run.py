@@ -8,23 +8,7 @@ import click
 
 from mspbyte_dagster.cli.common import app_engine, dagster_instance, expected_errors, fail, main, settings
 from mspbyte_dagster.cli.tenants import register_partitions
-
-RUN_BATCH = 50
-
-
-def tenant_ranges(order: list[str], chosen: list[str], size: int = RUN_BATCH) -> list[list[str]]:
-    """Split the chosen tenants into contiguous ranges of the partition order, at most `size` each."""
-    wanted, ranges, current = set(chosen), [], []
-    for key in order:
-        if key in wanted and len(current) < size:
-            current.append(key)
-            continue
-        if current:
-            ranges.append(current)
-        current = [key] if key in wanted else []
-    if current:
-        ranges.append(current)
-    return ranges
+from mspbyte_dagster.lib.batching import tenant_ranges
 
 
 @main.command()
@@ -34,13 +18,13 @@ def tenant_ranges(order: list[str], chosen: list[str], size: int = RUN_BATCH) ->
 def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
     """Run job tenant_pipeline on the Dagster instance (visible in the UI) and wait for it."""
     from mspbyte_dagster.definitions import defs
-    from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+    from mspbyte_dagster.defs.partitions import TENANTS, range_tags
     from mspbyte_dagster.lib.store import ledger
     from mspbyte_dagster.lib.store import tenants as tenant_store
 
     if bool(tenant_keys) == all_tenants:
         fail("name tenants with --tenant ID (repeatable) or use --all")
-    with app_engine().connect() as conn:
+    with app_engine(read_only=True).connect() as conn:
         registered = tenant_store.tenant_keys(conn)
     unknown = [key for key in tenant_keys if key not in registered]
     if unknown:
@@ -54,10 +38,10 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
         result = job.execute_in_process(
             run_config={"loggers": {"console": {"config": {"log_level": settings().log_level.upper()}}}},
             instance=instance,
-            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1], "mspbyte/trigger": "cli"},
+            tags=range_tags(keys, trigger="cli"),
             raise_on_error=False,
         )
-        with app_engine().connect() as conn:
+        with app_engine(read_only=True).connect() as conn:
             passes = ledger.passes_of_run(conn, keys, result.run_id)
         statuses = {row.tenant: row.status for row in passes}
         summary = ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses.values()).items()))

@@ -65,13 +65,39 @@ def tenants_list(as_json: bool) -> None:
     """Registered tenants with their data sources and current snapshot."""
     from mspbyte_dagster.lib.store.tenants import list_tenants
 
-    with app_engine().connect() as conn:
+    with app_engine(read_only=True).connect() as conn:
         rows = list_tenants(conn)
     if as_json:
         echo_json(rows)
         return
     for row in rows:
         click.echo(f"{row['tenant']}\t{row['name']!r}\tsnapshot {row['current_snapshot']}\t{row['captured_at']}")
+
+
+@tenants.command("add")
+@click.option("--tenant", "key", required=True, help="Tenant key (letters, digits, _ and -; a partition key).")
+@click.option("--name", required=True, help="Display name; anything.")
+@click.option("--azure-tenant-id", required=True, help="The customer's Directory (tenant) ID, a GUID.")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def tenants_add(key: str, name: str, azure_tenant_id: str, as_json: bool) -> None:
+    """Register a tenant read from Microsoft Graph; prints the admin-consent URL its administrator must approve."""
+    from mspbyte_dagster.lib.graph_sync import add_graph_tenant
+
+    current = settings()
+    if not current.graph_client_id:
+        fail("GRAPH_CLIENT_ID is not set: the consent URL names the MSP's app registration (its Application ID)")
+    added = add_graph_tenant(
+        app_engine(), key, name, azure_tenant_id,
+        client_id=current.graph_client_id, authority_host=current.graph_authority_host,
+    )
+    register_partitions([added.tenant])
+    if as_json:
+        echo_json(added.as_json())
+        return
+    click.echo(f"{added.tenant}: registered, read from Microsoft Graph (azure tenant {added.azure_tenant_id})")
+    click.echo("The customer's administrator approves the app's permissions at:")
+    click.echo(added.consent_url)
 
 
 @tenants.command("accept-drop")

@@ -5,6 +5,7 @@ tenant of the run downstream), so the loop is inside one op and each tenant's
 stages are reported as they are done.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from dagster import (
@@ -16,12 +17,14 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from sqlalchemy import Engine
 
-from mspbyte_dagster.defs.checks import EMPTY_SYNC_GUARD, guard_evaluation, guard_summary
+from mspbyte_dagster.defs.checks import CHECK_SPECS, run_summaries, tenant_evaluations
 from mspbyte_dagster.defs.partitions import tenants_partitions
-from mspbyte_dagster.defs.resources import DatabaseResource
-from mspbyte_dagster.lib.flags import FeatureFlagManager
-from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
+from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
+from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
+from mspbyte_dagster.lib.metrics import push_run_figures
+from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, TenantPass, run_tenant_pass
 from mspbyte_dagster.lib.store.context_store import ContextStore
 from mspbyte_dagster.settings import Settings
 
@@ -32,24 +35,28 @@ STAGE_DESCRIPTIONS = {
     "relationships": "member_of (transitive), assigned_role (direct and through groups), applies_to, has_license.",
     "findings": "The rules of RULES.md over the context, with the rules evaluated in this pass.",
     "alerts": "One alert per fingerprint: created, updated, suppressed, reopened and resolved by the lifecycle.",
+    "comparison_report": "Legacy vs new path on the same data (comparison_mode): differences and performance.",
 }
+DEPS = {"comparison_report": ["alerts"]}
 STAGE_SPECS = [
     AssetSpec(
         stage,
         description=STAGE_DESCRIPTIONS[stage],
-        deps=[STAGES[index - 1]] if index else [],
+        deps=DEPS.get(stage, [ASSETS[index - 1]] if index else []),
         skippable=True,
         partitions_def=tenants_partitions,
         group_name="tenant",
         kinds={"python"},
     )
-    for index, stage in enumerate(STAGES)
+    for index, stage in enumerate(ASSETS)
 ]
 
 
 def _metadata_value(name: str, value):
     if name.endswith("_markdown"):
         return MetadataValue.md(value)
+    if isinstance(value, bool):
+        return MetadataValue.bool(value)
     if isinstance(value, int | float | str) and not isinstance(value, bool):
         return value
     return MetadataValue.json(value)
@@ -60,30 +67,52 @@ def stage_metadata(figures: dict) -> dict:
     return {name.removesuffix("_markdown"): _metadata_value(name, value) for name, value in figures.items()}
 
 
-def pass_options(run_id: str) -> PassOptions:
+def pass_options(
+    run_id: str, flags: FeatureFlagManager, refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
+) -> PassOptions:
     settings = Settings.from_env()
     return PassOptions(
         run_id=run_id,
+        refresh_snapshot=refresh_snapshot,
         lease_ttl=timedelta(milliseconds=settings.job_timeout_ms),
         slow_query_threshold_ms=settings.slow_query_threshold_ms,
-        flags=FeatureFlagManager(settings.flag_defaults),
+        flags=flags,
         context_store=ContextStore(settings.data_dir / "contexts"),
     )
+
+
+def push_figures(context: AssetExecutionContext, results: list[TenantPass]) -> None:
+    """With PROMETHEUS_PUSHGATEWAY_URL set, the run's figures also go to the Pushgateway (never fatal)."""
+    gateway = Settings.from_env().prometheus_pushgateway_url
+    if not gateway:
+        return
+    try:
+        push_run_figures(gateway, context.run.run_id, results)
+    except OSError as error:
+        context.log.warning(f"Pushgateway {gateway} did not take the run's figures: {error}")
 
 
 @multi_asset(
     name="tenant_pass",
     specs=STAGE_SPECS,
-    check_specs=[EMPTY_SYNC_GUARD],
+    check_specs=CHECK_SPECS,
     can_subset=True,
     partitions_def=tenants_partitions,
     backfill_policy=BackfillPolicy.multi_run(50),
 )
-def tenant_pipeline(context: AssetExecutionContext, database: DatabaseResource):
+def tenant_pipeline(
+    context: AssetExecutionContext,
+    database: DatabaseResource,
+    feature_flags: FeatureFlagsResource,
+    graph: GraphResource,
+):
     engine = database.engine()
-    options = pass_options(context.run.run_id)
-    selected = tuple(s for s in STAGES if context.asset_key_for_output(s) in context.selected_asset_keys)
-    check_selected = EMPTY_SYNC_GUARD.key in context.selected_asset_check_keys
+    # Read once: a flag changed while this run goes on changes the next run only.
+    flags = feature_flags.snapshot(engine)
+    context.instance.add_run_tags(context.run.run_id, run_tags(flags))
+    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher(database.snapshot_store()))
+    selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
+    checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []
     for tenant in context.partition_keys:
         result = run_tenant_pass(engine, tenant, selected, options)
@@ -92,10 +121,10 @@ def tenant_pipeline(context: AssetExecutionContext, database: DatabaseResource):
         log(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         for stage, figures in result.stages.items():
             yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(figures))
-        if check_selected and result.guard:
-            context.log_event(guard_evaluation(result))
-    if check_selected:
-        yield guard_summary(results)
+        for evaluation in tenant_evaluations(result, checks):
+            context.log_event(evaluation)
+    yield from run_summaries(results, checks)
+    push_figures(context, results)
     failed = {r.tenant: r.reason for r in results if r.status == "failed"}
     if failed:
         raise Failure(

@@ -1,4 +1,4 @@
-"""Per-tenant asset checks, logged per partition by the tenant loop, plus one summary per run."""
+"""Per-tenant asset checks: logged per partition by the tenant loop, plus one summary per run."""
 
 import warnings
 
@@ -7,36 +7,51 @@ from dagster import AssetCheckEvaluation, AssetCheckResult, AssetCheckSpec, Asse
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.lib.pipeline import TenantPass
 
+CHECKS = {
+    "empty_sync_guard": (
+        "m365_snapshot",
+        "Users fell below half, or enabled CA policies to zero, against the last successful pass.",
+    ),
+    "finding_entities_exist": ("findings", "Every finding names an entity of the tenant's context."),
+    "one_open_alert_per_fingerprint": ("alerts", "No two open alerts share a fingerprint."),
+}
+
 with warnings.catch_warnings():
-    # Partitioned check specs are "preview" in 1.13; they are what makes a result per tenant possible.
+    # Partitioned check specs are "preview" in 1.13; they are what makes one result per tenant possible.
     warnings.simplefilter("ignore", PreviewWarning)
-    EMPTY_SYNC_GUARD = AssetCheckSpec(
-        "empty_sync_guard",
-        asset="m365_snapshot",
-        description="Users fell below half, or enabled CA policies to zero, against the last successful pass.",
-        partitions_def=tenants_partitions,
-        blocking=False,
-    )
+    CHECK_SPECS = [
+        AssetCheckSpec(name, asset=asset, description=description, partitions_def=tenants_partitions, blocking=False)
+        for name, (asset, description) in CHECKS.items()
+    ]
 
 
-def guard_evaluation(result: TenantPass) -> AssetCheckEvaluation:
-    guard = result.guard
-    return AssetCheckEvaluation(
-        asset_key=AssetKey("m365_snapshot"),
-        check_name=EMPTY_SYNC_GUARD.name,
-        passed=not guard.get("held"),
-        partition=result.tenant,
-        description=guard.get("held") or "no sudden drop against the last successful pass",
-        metadata={"counts": guard.get("counts"), "baseline": guard.get("baseline")},
-    )
+def tenant_evaluations(result: TenantPass, selected: set[str]) -> list[AssetCheckEvaluation]:
+    return [
+        AssetCheckEvaluation(
+            asset_key=AssetKey(CHECKS[name][0]),
+            check_name=name,
+            passed=outcome.passed,
+            partition=result.tenant,
+            description=outcome.description,
+            metadata=outcome.metadata,
+        )
+        for name, outcome in result.checks.items()
+        if name in selected
+    ]
 
 
-def guard_summary(results: list[TenantPass]) -> AssetCheckResult:
-    held = {r.tenant: r.reason for r in results if r.status == "held"}
-    return AssetCheckResult(
-        check_name=EMPTY_SYNC_GUARD.name,
-        asset_key="m365_snapshot",
-        passed=not held,
-        description=f"{len(held)} of {len(results)} tenant(s) held" if held else f"{len(results)} tenant(s) checked",
-        metadata={"held_tenants": held},
-    )
+def run_summaries(results: list[TenantPass], selected: set[str]) -> list[AssetCheckResult]:
+    """One result per selected check for the whole run: which tenants failed it."""
+    summaries = []
+    for name in selected:
+        checked = [r for r in results if name in r.checks]
+        failed = sorted(r.tenant for r in checked if not r.checks[name].passed)
+        summaries.append(AssetCheckResult(
+            check_name=name,
+            asset_key=CHECKS[name][0],
+            passed=not failed,
+            description=f"failed for {len(failed)} of {len(checked)} tenant(s)" if failed
+            else f"{len(checked)} tenant(s) checked",
+            metadata={"failed_tenants": failed},
+        ))
+    return summaries

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
+from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
+from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
+from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS
+from mspbyte_dagster.lib.flag_store import flag_store, load_flags
+from mspbyte_dagster.lib.flags import FeatureFlagManager
+from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
+from mspbyte_dagster.lib.nats_client import JetStream
 from mspbyte_dagster.lib.store.db import engine_for, require_migrated
 from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.settings import Settings
@@ -29,3 +40,81 @@ class DatabaseResource(ConfigurableResource):
 
     def snapshot_store(self) -> SnapshotStore:
         return SnapshotStore(Path(self.data_dir or Settings.from_env().data_dir) / "snapshots")
+
+
+class FeatureFlagsResource(ConfigurableResource):
+    """The flags of a run, read once at its start: environment defaults plus run-time changes
+    (Redis when REDIS_URL is set, else the app database). Left unset, the URL comes from REDIS_URL."""
+
+    redis_url: str | None = None
+
+    def snapshot(self, engine: Engine) -> FeatureFlagManager:
+        settings = Settings.from_env()
+        return load_flags(flag_store(self.redis_url or settings.redis_url, engine), settings.flag_defaults)
+
+
+class NatsResource(ConfigurableResource):
+    """Sync events on NATS JetStream.
+
+    Left unset, the URL comes from NATS_URL when a tick asks for it (credentials stay
+    out of the UI); nothing connects before. Reads are bounded per tick.
+    """
+
+    url: str | None = None
+    max_events_per_tick: int = MAX_EVENTS_PER_TICK
+    read_budget_seconds: float = READ_BUDGET_SECONDS
+
+    def jetstream(self) -> JetStream | None:
+        """The streams, or None when no NATS URL is configured."""
+        url = self.url or Settings.from_env().nats_url
+        return JetStream(url) if url else None
+
+
+class GraphNotConfigured(RuntimeError):
+    """A Graph-backed tenant's pass needs the MSP app's credentials, and they are not set."""
+
+
+class GraphResource(ConfigurableResource):
+    """Microsoft Graph for Graph-backed tenants: the MSP's multi-tenant app, client credentials.
+
+    Fields left unset come from GRAPH_* at run time. The secret is fed by an
+    EnvVar, so the UI and run config show its name, never its value, and no repr
+    shows it. Nothing connects until a Graph-backed tenant's pass starts; the
+    connection is shared by the run's tenants and closed with the run.
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, repr=False)
+    authority_host: str | None = None
+    base_url: str | None = None
+    _connection: GraphConnection | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> GraphResource:
+        """The secret as EnvVar("GRAPH_CLIENT_SECRET") only when it is set: an unset EnvVar would stop every run."""
+        return cls(client_secret=EnvVar("GRAPH_CLIENT_SECRET")) if os.environ.get("GRAPH_CLIENT_SECRET") else cls()
+
+    def connection(self) -> GraphConnection:
+        if self._connection is None:
+            settings = Settings.from_env()
+            app = {
+                "GRAPH_CLIENT_ID": self.client_id or settings.graph_client_id,
+                "GRAPH_CLIENT_SECRET": self.client_secret or settings.graph_client_secret,
+            }
+            unset = [name for name, value in app.items() if not value]
+            if unset:
+                raise GraphNotConfigured(
+                    f"{' and '.join(unset)} not set: Graph-backed tenants are read with the MSP's app registration"
+                )
+            authority_host = self.authority_host or settings.graph_authority_host
+            credentials = GraphCredentials(app["GRAPH_CLIENT_ID"], app["GRAPH_CLIENT_SECRET"], authority_host)
+            self._connection = GraphConnection(credentials, self.base_url or settings.graph_base_url)
+        return self._connection
+
+    def snapshot_refresher(self, store: SnapshotStore) -> Callable[[Engine, str], dict | None]:
+        """For the tenant pass: a fresh snapshot from Graph for a graph-mode tenant, nothing for a files-mode one."""
+        return partial(refresh_graph_snapshot, store=store, connect=self.connection)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._connection is not None:
+            self._connection.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.analysis.unified import Analysis
@@ -85,14 +85,14 @@ def plan_alerts(
                  "resolved_reason": None, "times_reopened": row.times_reopened + 1, "updated_at": now}
                 | content
             )
-            plan.event("reopened", "active", finding.severity, finding.details, alert_id=row.id)
+            plan.event("reopened", "active", finding.severity, finding.details, fingerprint=key, alert_id=row.id)
         elif row.status == "suppressed":
             plan.counts["suppressed"] += 1
             if row.last_seen_at != seen_at:
                 plan.updates.append({"alert_id": row.id, "last_seen_at": seen_at})
         elif _changed(row, finding):
             plan.updates.append({"alert_id": row.id, "last_seen_at": seen_at, "updated_at": now} | content)
-            plan.event("updated", "active", finding.severity, finding.details, alert_id=row.id)
+            plan.event("updated", "active", finding.severity, finding.details, fingerprint=key, alert_id=row.id)
         elif row.last_seen_at != seen_at:
             plan.updates.append({"alert_id": row.id, "last_seen_at": seen_at})
     for key, row in stored.items():
@@ -108,7 +108,7 @@ def plan_alerts(
             {"alert_id": row.id, "status": "resolved", "resolved_at": seen_at, "resolved_reason": reason,
              "updated_at": now}
         )
-        plan.event("resolved", "resolved", row.severity, {"reason": reason}, alert_id=row.id)
+        plan.event("resolved", "resolved", row.severity, {"reason": reason}, fingerprint=key, alert_id=row.id)
     return plan
 
 
@@ -140,6 +140,15 @@ def state_changes(context: TenantContext, states: dict[tuple[str, str], str]) ->
             changes.append({"row_id": entity_id, "new_state": new})
             context.states[key] = new
     return changes
+
+
+def reset_removed_states(conn: Connection, tenant: str) -> None:
+    """Entities removed by the sweep have no active alert left (theirs resolve as entity_removed)."""
+    conn.execute(
+        update(entities)
+        .where(entities.c.tenant == tenant, entities.c.deleted_at.is_not(None), entities.c.state != "normal")
+        .values(state="normal")
+    )
 
 
 def alert_columns(update_row: dict) -> dict:
@@ -182,6 +191,11 @@ def open_by_severity(rows: list, plan: AlertPlan) -> dict[str, int]:
     return counts
 
 
+def outcome(existing: list, plan: AlertPlan) -> AlertOutcome:
+    actions = sorted((e["action"], ":".join(e["fingerprint"])) for e in plan.events)
+    return AlertOutcome(plan.counts, open_by_severity(existing, plan), new_alerts_markdown(plan), actions)
+
+
 def new_alerts_markdown(plan: AlertPlan) -> str:
     if not plan.creates:
         return "No new alerts."
@@ -199,6 +213,7 @@ class AlertOutcome:
     counts: dict[str, int]
     open_by_severity: dict[str, int]
     new_alerts: str
+    actions: list[tuple[str, str]] = field(default_factory=list)  # (action, fingerprint), for comparison mode
 
     def as_json(self) -> dict:
         return self.counts | {"open_by_severity": self.open_by_severity}
@@ -241,4 +256,16 @@ class AlertManager:
                 .values(state=bindparam("new_state")),
                 moved,
             )
-        return AlertOutcome(plan.counts, open_by_severity(existing, plan), new_alerts_markdown(plan))
+        reset_removed_states(self.conn, tenant)
+        return outcome(existing, plan)
+
+
+def duplicate_open_fingerprints(conn: Connection, tenant: str) -> list[str]:
+    """Fingerprints held by more than one open alert (the unique index should make this impossible)."""
+    query = (
+        select(alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id)
+        .where(alerts.c.tenant == tenant, alerts.c.status != "resolved")
+        .group_by(alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id)
+        .having(func.count() > 1)
+    )
+    return [":".join(row) for row in conn.execute(query)]

@@ -105,13 +105,15 @@ def is_privileged(role: dict) -> bool:
     return "administrator" in (role.get("displayName") or "").lower()
 
 
-def _transitive_users(groups: dict[str, dict]) -> dict[str, set[str]]:
-    """Every user reachable from each group through nested groups; cycles are walked once."""
+def _transitive_users(groups: dict[str, dict], users: dict[str, dict]) -> dict[str, set[str]]:
+    """Every live user reachable from each group through nested groups; cycles are walked once.
+
+    A member that is no live user (deleted between two Graph reads, or users not read) is left out."""
     direct_users = {gid: set() for gid in groups}
     child_groups = {gid: [] for gid in groups}
     for gid, group in groups.items():
         for member in group.get("members") or []:
-            if member.get("@odata.type") == USER_ODATA:
+            if member.get("@odata.type") == USER_ODATA and member["id"] in users:
                 direct_users[gid].add(member["id"])
             elif member.get("@odata.type") == GROUP_ODATA and member["id"] in groups:
                 child_groups[gid].append(member["id"])
@@ -175,7 +177,7 @@ def build_context(header: TenantHeader, rows: list[EntityRow]) -> TenantContext:
         else:
             by_type[row.entity_type][row.external_id] = row.data
     context.guests = {uid for uid, user in context.users.items() if user.get("userType") == "Guest"}
-    context.group_users = _transitive_users(context.groups)
+    context.group_users = _transitive_users(context.groups, context.users)
     for gid, users in context.group_users.items():
         for uid in users:
             context.user_groups[uid].add(gid)

@@ -8,6 +8,7 @@ consistent read.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -136,3 +137,27 @@ class FeatureFlagManager:
 
     def statuses(self, tenant: str | None = None) -> list[FlagStatus]:
         return [self.status(flag, tenant) for flag in FLAGS]
+
+    def tenant_values(self, tenant: str) -> dict[str, bool]:
+        return {flag: self.is_enabled(flag, tenant) for flag in FLAGS}
+
+    def state_hash(self) -> str:
+        state = {
+            "defaults": {f: [d.enabled, d.rollout] for f, d in sorted(self._defaults.items())},
+            "runtime": {f: [r.enabled, r.rollout] for f, r in sorted(self._runtime.items())},
+            "overrides": sorted([f, t, v] for (f, t), v in self._overrides.items()),
+        }
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_tags(manager: FeatureFlagManager) -> dict[str, str]:
+    """The flag values a run started with, as run tags: global value and rollout per flag, and a hash
+    of everything (overrides included) to tell two runs' flag states apart at a glance."""
+    tags = {}
+    for status in manager.statuses():
+        state = "on" if status.global_enabled else "off"
+        tags[f"mspbyte/flag.{status.flag}"] = f"{state} {status.rollout}%" + (
+            f" +{status.override_count} overrides" if status.override_count else ""
+        )
+    tags["mspbyte/flags_hash"] = manager.state_hash()
+    return tags

@@ -12,9 +12,7 @@ MICROSOFT365 = "microsoft365"
 M365_DATA_SOURCE = "m365"
 
 ENTITY_TYPES = ("user", "group", "role", "policy", "sku", "tenant")
-SEVERITIES = ("critical", "high", "medium", "low")
 ALERT_STATUSES = ("active", "suppressed", "resolved")
-LEDGER_STATUSES = ("succeeded", "failed", "held", "skipped", "accepted_drop")
 
 
 def is_tenant_key(value: object) -> bool:

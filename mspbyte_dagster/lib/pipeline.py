@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, read_snapshot
-from mspbyte_dagster.lib.alerts import AlertManager
+from mspbyte_dagster.lib.alerts import AlertManager, AlertOutcome, duplicate_open_fingerprints
 from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
-from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
+from mspbyte_dagster.lib.comparison import PathOutputs, compare, path_outputs
+from mspbyte_dagster.lib.context import DataContextLoader, TenantContext, header_query, tenant_header
 from mspbyte_dagster.lib.entities import process_entities
-from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FLAGS, FeatureFlagManager
+from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager
 from mspbyte_dagster.lib.guard import guard_counts, hold_reason
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
@@ -32,6 +33,9 @@ from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
 
 STAGES = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
+PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
+COMPARISON = "comparison_report"
+ASSETS = (*STAGES, COMPARISON)
 # The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
 STAGE_FLAGS = {"tenant_context": "batch_loading", "relationships": "batch_loading",
                "findings": "unified_analyzer", "alerts": "alert_manager"}
@@ -55,6 +59,9 @@ class PassOptions:
     flags: FeatureFlagManager = field(default_factory=lambda: FeatureFlagManager(FLAG_DEFAULTS))
     context_store: ContextStore | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Graph-backed tenants: fetch a new snapshot before the pass transaction (figures, or None for files mode).
+    refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
+    compare: bool = False  # run both paths whatever comparison_mode says (`mspbyte compare`)
 
     def paths(self, tenant: str) -> dict[str, str]:
         """Per stage, "new" or "legacy" for this tenant, as the flags decide."""
@@ -78,10 +85,21 @@ class PassState:
     paths: dict[str, str] = field(default_factory=dict)
     snapshot: Snapshot | None = None
     guard: dict = field(default_factory=dict)
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
     entities_written: bool = False
     context: TenantContext | None = None
     analysis: Analysis | None = None
+    alert_outcome: AlertOutcome | None = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One per-tenant check's result: shown in Dagster as an asset check evaluation."""
+
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -93,6 +111,8 @@ class TenantPass:
     reason: str | None = None
     stages: dict[str, dict] = field(default_factory=dict)
     guard: dict = field(default_factory=dict)
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
+    comparison: dict | None = None
     queries: int = 0
     slow_queries: int = 0
     duration_ms: int = 0
@@ -105,12 +125,19 @@ def snapshot_stage(state: PassState) -> dict:
     counts = guard_counts(state.snapshot)
     baseline = ledger.guard_baseline(state.conn, state.tenant)
     state.guard = {"counts": counts, "baseline": baseline, "held": hold_reason(baseline, counts)}
+    state.checks["empty_sync_guard"] = CheckOutcome(
+        passed=not state.guard["held"],
+        description=state.guard["held"] or "no sudden drop against the last successful pass",
+        metadata={"counts": counts, "baseline": baseline},
+    )
     return {
         "snapshot": current.seq,
         "captured_at": state.snapshot.tenant["capturedAt"],
         "counts": state.snapshot.counts(),
         "missing_files": state.snapshot.missing(),
         "incomplete_sources": state.snapshot.incomplete(),
+        "flags": state.options.flags.tenant_values(state.tenant),
+        "paths": state.paths,
     }
 
 
@@ -120,9 +147,13 @@ def entities_stage(state: PassState) -> dict:
     return counts.as_json()
 
 
+def _loader(state: PassState):
+    return DataContextLoader if state.paths["tenant_context"] == "new" else LegacyContextLoader
+
+
 def context_stage(state: PassState) -> dict:
     """Load the context (new: constant queries; legacy: one per entity) and keep it for subset runs."""
-    loader = DataContextLoader if state.paths["tenant_context"] == "new" else LegacyContextLoader
+    loader = _loader(state)
     with module(loader.__name__):
         state.context = loader(state.conn).load(state.tenant)
     store = state.options.context_store
@@ -133,12 +164,15 @@ def context_stage(state: PassState) -> dict:
 
 
 def _context(state: PassState) -> TenantContext:
-    """The pass's context: built in this pass, kept from an earlier one, or loaded now."""
-    if state.context is None and not state.entities_written and state.options.context_store is not None:
-        state.context = state.options.context_store.load(state.tenant, state.snapshot_id)
+    """The pass's context: built in this pass, kept from an earlier one for the same header, or loaded now."""
+    store = state.options.context_store
+    if state.context is None and not state.entities_written and store is not None:
+        with module("ContextStore"):
+            state.context = store.load(tenant_header(state.conn.execute(header_query(state.tenant)).one()))
     if state.context is None:
-        with module(DataContextLoader.__name__):
-            state.context = DataContextLoader(state.conn).load(state.tenant)
+        loader = _loader(state)
+        with module(loader.__name__):
+            state.context = loader(state.conn).load(state.tenant)
     return state.context
 
 
@@ -159,6 +193,14 @@ def findings_stage(state: PassState) -> dict:
             state.analysis = LegacyAnalyzers(state.conn).analyze(context)
     with module("FindingsStore"):
         replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
+    orphans = sorted({f"{f.entity_type}:{f.entity_id}" for f in state.analysis.findings
+                      if (f.entity_type, f.entity_id) not in context.entity_ids})
+    state.checks["finding_entities_exist"] = CheckOutcome(
+        passed=not orphans,
+        description=f"{len(orphans)} finding(s) name an entity the context lacks" if orphans
+        else "every finding's entity is in the context",
+        metadata={"missing": orphans[:50]},
+    )
     return {"path": state.paths["findings"]} | state.analysis.summary()
 
 
@@ -168,6 +210,15 @@ def alerts_stage(state: PassState) -> dict:
     writer = AlertManager if state.paths["alerts"] == "new" else LegacyAlertWriter
     with module(writer.__name__):
         outcome = writer(state.conn).apply(context, analysis, state.options.now(), state.options.run_id)
+    state.alert_outcome = outcome
+    with module("AlertChecks"):
+        doubles = duplicate_open_fingerprints(state.conn, state.tenant)
+    state.checks["one_open_alert_per_fingerprint"] = CheckOutcome(
+        passed=not doubles,
+        description=f"{len(doubles)} fingerprint(s) with more than one open alert" if doubles
+        else "no two open alerts share a fingerprint",
+        metadata={"duplicates": doubles[:50]},
+    )
     return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
 
 
@@ -181,20 +232,57 @@ STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
 }
 
 
+def _run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
+    started, before = time.perf_counter(), stats.total
+    with module(stage):
+        figures = STAGE_FUNCTIONS[stage](state)
+    return figures | {"queries": stats.total - before, "milliseconds": round((time.perf_counter() - started) * 1000)}
+
+
+def _shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
+    """The path the flags did not select, run inside a SAVEPOINT that is rolled back."""
+    kind = "legacy" if "new" in state.paths.values() else "new"
+    shadow = replace(state, paths=dict.fromkeys(PATH_STAGES, kind), context=None, analysis=None,
+                     alert_outcome=None, checks={}, after_commit=[])
+    with state.conn.begin_nested() as savepoint:
+        figures = [_run_stage(shadow, stage, stats) for stage in PATH_STAGES]
+        outputs = path_outputs(state.conn, shadow.context, shadow.analysis, shadow.alert_outcome, shadow.paths)
+        savepoint.rollback()
+    outputs.queries = sum(f["queries"] for f in figures)
+    outputs.milliseconds = sum(f["milliseconds"] for f in figures)
+    return outputs
+
+
+def _comparison(state: PassState, shadow: PathOutputs, done: dict[str, dict]) -> dict:
+    primary = path_outputs(state.conn, state.context, state.analysis, state.alert_outcome, state.paths)
+    primary.queries = sum(done[s]["queries"] for s in PATH_STAGES)
+    primary.milliseconds = sum(done[s]["milliseconds"] for s in PATH_STAGES)
+    legacy, new = (shadow, primary) if "legacy" in shadow.paths.values() else (primary, shadow)
+    return compare(state.tenant, legacy, new)
+
+
 def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
     needed = stages if "m365_snapshot" in stages else ("m365_snapshot", *stages)
+    comparing = (state.options.compare or state.options.flags.is_enabled("comparison_mode", state.tenant)) and all(
+        stage in needed for stage in PATH_STAGES
+    )
+    shadow, done = None, {}
     for stage in STAGES:
         if stage not in needed:
             continue
         if stage != "m365_snapshot" and state.guard.get("held"):
             raise TenantHeld(state.guard["held"])
-        started, before = time.perf_counter(), stats.total
-        with module(stage):
-            figures = STAGE_FUNCTIONS[stage](state)
-        figures |= {"queries": stats.total - before, "milliseconds": round((time.perf_counter() - started) * 1000)}
+        if comparing and stage == PATH_STAGES[0]:
+            shadow = _shadow_outputs(state, stats)
+        done[stage] = _run_stage(state, stage, stats)
         if stage in stages:
-            result.stages[stage] = figures
+            result.stages[stage] = done[stage]
         result.guard = state.guard
+        result.checks = dict(state.checks)
+    if shadow is not None:
+        result.comparison = _comparison(state, shadow, done)
+        if COMPARISON in stages:
+            result.stages[COMPARISON] = result.comparison
 
 
 def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: int) -> PassState:
@@ -225,7 +313,10 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
         try:
             with tenant_lease(engine, tenant, options.lease_wait_seconds, options.lease_ttl):
                 lease = {"acquired_at": datetime.now(UTC).isoformat()}
+                fetched = None
                 try:
+                    if options.refresh_snapshot and "m365_snapshot" in stages:  # Graph HTTP, outside any transaction
+                        fetched = options.refresh_snapshot(engine, tenant)
                     with engine.begin() as conn:
                         state = _open_pass(conn, tenant, options, ledger_id)
                         _run_stages(state, stages, result, stats)
@@ -236,6 +327,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     result.status, result.reason = "held", str(held)
                 finally:
                     lease["released_at"] = datetime.now(UTC).isoformat()
+                    if fetched and "m365_snapshot" in result.stages:
+                        result.stages["m365_snapshot"] |= fetched
         except LeaseUnavailable as busy:
             result.status, result.reason = "skipped", str(busy)
         except Exception as error:  # the tenant fails alone; its transaction was rolled back
@@ -249,7 +342,7 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 tenant,
                 status=result.status,
                 reason=result.reason,
-                all_stages=result.status == "succeeded" and set(stages) == set(STAGES),
+                all_stages=result.status == "succeeded" and set(STAGES) <= set(stages),
                 duration_ms=result.duration_ms,
                 queries=stats.total,
                 slow_queries=len(stats.slow),
@@ -257,7 +350,9 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 details={
                     "guard": result.guard.get("counts"),
                     "lease": lease,
-                    "flags": {flag: options.flags.is_enabled(flag, tenant) for flag in FLAGS},
+                    "flags": options.flags.tenant_values(tenant),
+                    "comparison": {"has_discrepancies": result.comparison["has_discrepancies"]}
+                    if result.comparison else None,
                     "query_stats": stats.as_json(),
                 },
             )

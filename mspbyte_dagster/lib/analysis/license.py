@@ -21,10 +21,14 @@ def license_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEv
     stale_missing = missing_inputs(context, "subscribed_skus", directory=True, sign_in=True)
     # Which part of license_waste applies follows the user's state: enabled users need the stale part.
     unjudged = {uid for uid, u in context.users.items() if u.get("accountEnabled") is True} if stale_missing else ()
+    # Skus the sku rules skip are not judged: their earlier alerts are left as they are.
+    prepaid_units = {sid: (sku.get("prepaidUnits") or {}).get("enabled") for sid, sku in context.skus.items()}
+    unpriced = {sid for sid, units in prepaid_units.items() if units is None}
+    free = {sid for sid, units in prepaid_units.items() if units is not None and units >= FREE_SKU_UNITS}
     evaluations = [
         evaluation(ANALYSIS, "license_waste", waste_missing, unjudged),
-        evaluation(ANALYSIS, "license_overuse", sku_missing),
-        evaluation(ANALYSIS, "license_unused", sku_missing),
+        evaluation(ANALYSIS, "license_overuse", sku_missing, unpriced),
+        evaluation(ANALYSIS, "license_unused", sku_missing, unpriced | free),
     ]
     if not waste_missing:
         for uid, user in context.users.items():
@@ -44,15 +48,15 @@ def license_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEv
         return findings, evaluations
     threshold = context.header.unused_license_threshold
     for sku_id, sku in context.skus.items():
-        prepaid = (sku.get("prepaidUnits") or {}).get("enabled")
-        if prepaid is None:
+        prepaid = prepaid_units[sku_id]
+        if sku_id in unpriced:
             continue
         consumed, name = sku.get("consumedUnits", 0), _sku_name(context, sku_id)
         details = {"prepaid": prepaid, "consumed": consumed}
         if consumed > prepaid:
             findings.append(Finding(ANALYSIS, "license_overuse", "sku", sku_id, "high",
                                     f"{name}: {consumed} assigned, {prepaid} bought", details))
-        elif prepaid < FREE_SKU_UNITS and prepaid - consumed >= threshold:
+        elif sku_id not in free and prepaid - consumed >= threshold:
             findings.append(Finding(ANALYSIS, "license_unused", "sku", sku_id, "low",
                                     f"{name}: {prepaid - consumed} of {prepaid} unused", details))
     return findings, evaluations

@@ -11,9 +11,9 @@ from mspbyte_dagster.lib.alerts import (
     alert_columns,
     entity_states,
     event_rows,
-    new_alerts_markdown,
-    open_by_severity,
+    outcome,
     plan_alerts,
+    reset_removed_states,
     state_changes,
 )
 from mspbyte_dagster.lib.analysis.unified import Analysis
@@ -56,4 +56,5 @@ class LegacyAlertWriter:
         for change in state_changes(context, entity_states(existing, plan)):
             self.conn.execute(update(entities).where(entities.c.tenant == tenant, entities.c.id == change["row_id"])
                               .values(state=change["new_state"]))
-        return AlertOutcome(plan.counts, open_by_severity(existing, plan), new_alerts_markdown(plan))
+        reset_removed_states(self.conn, tenant)
+        return outcome(existing, plan)

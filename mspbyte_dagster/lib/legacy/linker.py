@@ -7,10 +7,8 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mspbyte_dagster.lib.context import TenantContext
-from mspbyte_dagster.lib.linking import LinkCounts, desired_edges
+from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES, LinkCounts, desired_edges
 from mspbyte_dagster.lib.store.schema import entity_relationships as edges
-
-PARENT_TYPES = {"member_of": "group", "assigned_role": "role", "applies_to": "policy", "has_license": "sku"}
 
 
 class LegacyLinker:
@@ -39,10 +37,11 @@ class LegacyLinker:
                 counts.updated += 1
                 self.conn.execute(update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id)
                                   .values(details=details))
-        for kind, parent_type in PARENT_TYPES.items():
-            for (entity_type, _external_id), parent in context.entity_ids.items():
-                if entity_type != parent_type:
-                    continue
+        for kind in RELATIONSHIP_TYPES:
+            # every parent that has edges, live or not: a deleted group's memberships go too
+            parents = self.conn.execute(select(edges.c.parent_id).distinct().where(
+                edges.c.tenant == tenant, edges.c.relationship_type == kind)).scalars().all()
+            for parent in parents:
                 for row in self.conn.execute(select(edges.c.id, edges.c.child_id).where(
                     edges.c.tenant == tenant, edges.c.relationship_type == kind, edges.c.parent_id == parent
                 )).all():

@@ -6,7 +6,7 @@ import os
 import pickle
 from pathlib import Path
 
-from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.context import TenantContext, TenantHeader
 
 FORMAT = 1  # bump when TenantContext changes shape: older files are then ignored, not misread
 
@@ -28,13 +28,14 @@ class ContextStore:
         os.replace(staging, target)
         return target
 
-    def load(self, tenant: str, snapshot_id: int) -> TenantContext | None:
-        """The kept context if it was built from this snapshot; None means reload from the database."""
+    def load(self, header: TenantHeader) -> TenantContext | None:
+        """The kept context if it was built for this very header (snapshot, thresholds, inputs read);
+        None means reload from the database."""
         try:
-            with self.path(tenant).open("rb") as handle:
+            with self.path(header.tenant).open("rb") as handle:
                 version, context = pickle.load(handle)
         except (FileNotFoundError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
             return None
-        if version != FORMAT or context.header.snapshot_id != snapshot_id:
+        if version != FORMAT or context.header != header:
             return None
         return context

@@ -33,8 +33,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _sqlite_begin(conn) -> None:
     # BEGIN IMMEDIATE: a writer waits for the lock up front instead of failing
-    # mid-transaction when two passes upgrade their read locks at once.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # mid-transaction when two passes upgrade their read locks at once. A reader
+    # (see `reading`) begins deferred, so it never waits behind a running pass.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
 @cache
@@ -49,6 +50,11 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return instrument(engine)
     return instrument(create_engine(url, pool_pre_ping=True))
+
+
+def reading(engine: Engine) -> Engine:
+    """The same engine for read-only work: on SQLite it does not take the write lock."""
+    return engine.execution_options(read_only=True)
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -152,3 +152,24 @@ def list_tenants(conn: Connection) -> list[dict]:
             }
         )
     return result
+
+
+THRESHOLDS = {"stale_days": (1, 3650), "unused_license_threshold": (1, 1_000_000)}
+
+
+def thresholds(conn: Connection, tenant: str) -> dict[str, int]:
+    require_tenant(conn, tenant)
+    row = conn.execute(select(*(tenants.c[name] for name in THRESHOLDS)).where(tenants.c.tenant == tenant)).one()
+    return dict(row._mapping)
+
+
+def set_threshold(conn: Connection, tenant: str, name: str, value: int) -> dict[str, int]:
+    """Per-tenant rule thresholds, with the RULES defaults until changed."""
+    if name not in THRESHOLDS:
+        raise ValueError(f"unknown threshold {name!r}: use one of {', '.join(THRESHOLDS)}")
+    low, high = THRESHOLDS[name]
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is out of range ({low}..{high})")
+    require_tenant(conn, tenant)
+    conn.execute(update(tenants).where(tenants.c.tenant == tenant).values({name: value}))
+    return thresholds(conn, tenant)

@@ -1,0 +1,127 @@
+"""`mspbyte alerts` and `mspbyte thresholds`: what an engineer does with alerts between passes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, main
+
+
+@main.group()
+def alerts() -> None:
+    """List, suppress, trace and export alerts."""
+
+
+@alerts.command("list")
+@click.option("--tenant")
+@click.option("--status", type=click.Choice(["active", "suppressed", "resolved"]))
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
+    """Alerts, optionally of one tenant and one status."""
+    from mspbyte_dagster.lib.store.alert_store import list_alerts
+    from mspbyte_dagster.lib.store.tenants import require_tenant
+
+    with app_engine(read_only=True).connect() as conn:
+        if tenant:
+            require_tenant(conn, tenant)
+        rows = list_alerts(conn, tenant, status)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']:>6} {row['tenant']:<20} {row['severity']:<9}{row['status']:<11}"
+                   f"{row['alert_type']:<24}{row['entity_type']}:{row['entity_id']}  {row['message']}")
+
+
+@alerts.command("suppress")
+@click.argument("alert_id", type=int)
+@click.option("--reason", required=True)
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Expiry (UTC), at most 90 days ahead.")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def alerts_suppress(alert_id: int, reason: str, until: datetime, as_json: bool) -> None:
+    """Silence an alert until a date; it comes back (reopened) if the finding outlives it."""
+    from mspbyte_dagster.lib.store.alert_store import suppress_alert
+
+    with app_engine().begin() as conn:
+        row = suppress_alert(conn, alert_id, reason, until.replace(tzinfo=UTC), datetime.now(UTC))
+    if as_json:
+        echo_json(row)
+    else:
+        click.echo(f"alert {alert_id} suppressed until {row['suppressed_until']}")
+
+
+@alerts.command("history")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def alerts_history(alert_id: int, as_json: bool) -> None:
+    """An alert and every action taken on it, oldest first."""
+    from mspbyte_dagster.lib.store.alert_store import alert_history
+
+    with app_engine(read_only=True).connect() as conn:
+        history = alert_history(conn, alert_id)
+    if as_json:
+        echo_json(history)
+        return
+    click.echo(f"{history['alert_type']} on {history['entity_type']}:{history['entity_id']} ({history['status']})")
+    for event in history["events"]:
+        click.echo(f"  {event['at']}  {event['action']:<10} {event['severity'] or '':<9} {event['details'] or ''}")
+
+
+@alerts.command("export")
+@click.option("--tenant", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="File to write (default: stdout).")
+@expected_errors
+def alerts_export(tenant: str, out: str | None) -> None:
+    """A tenant's open alerts as CSV."""
+    from mspbyte_dagster.lib.store.alert_store import open_alerts_csv
+    from mspbyte_dagster.lib.store.tenants import require_tenant
+
+    with app_engine(read_only=True).connect() as conn:
+        require_tenant(conn, tenant)
+        text = open_alerts_csv(conn, tenant)
+    if out:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.group()
+def thresholds() -> None:
+    """Per-tenant rule thresholds (stale_days, unused_license_threshold)."""
+
+
+@thresholds.command("get")
+@click.argument("tenant")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def thresholds_get(tenant: str, as_json: bool) -> None:
+    from mspbyte_dagster.lib.store.tenants import thresholds as read
+
+    with app_engine(read_only=True).connect() as conn:
+        values = read(conn, tenant)
+    if as_json:
+        echo_json(values)
+    else:
+        for name, value in values.items():
+            click.echo(f"{name} = {value}")
+
+
+@thresholds.command("set")
+@click.argument("tenant")
+@click.argument("name")
+@click.argument("value", type=int)
+@expected_errors
+def thresholds_set(tenant: str, name: str, value: int) -> None:
+    """Change a threshold; the tenant's next pass uses it."""
+    from mspbyte_dagster.lib.store.tenants import set_threshold
+
+    with app_engine().begin() as conn:
+        values = set_threshold(conn, tenant, name, value)
+    click.echo(f"{tenant}: {name} = {values[name]}")

@@ -1,0 +1,37 @@
+"""`mspbyte compare`: one tenant's pass with both paths, and what differs between them."""
+
+from __future__ import annotations
+
+import click
+
+from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, fail, main, settings
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def compare(tenant: str, as_json: bool) -> None:
+    """Run the tenant's pass with comparison on: the flags' path writes, the other is rolled back."""
+    from mspbyte_dagster.cli.flags import flag_manager
+    from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, run_tenant_pass
+    from mspbyte_dagster.lib.store.context_store import ContextStore
+    from mspbyte_dagster.lib.store.tenants import require_tenant
+
+    engine = app_engine()
+    with engine.connect() as conn:
+        require_tenant(conn, tenant)
+    options = PassOptions(
+        run_id="mspbyte-compare",
+        flags=flag_manager(),
+        compare=True,
+        slow_query_threshold_ms=settings().slow_query_threshold_ms,
+        context_store=ContextStore(settings().data_dir / "contexts"),
+    )
+    result = run_tenant_pass(engine, tenant, ASSETS, options)
+    if result.comparison is None:
+        fail(f"{tenant}: no comparison, the pass ended {result.status}: {result.reason}", code=1)
+    if as_json:
+        echo_json({k: v for k, v in result.comparison.items() if k != "report_markdown"})
+    else:
+        click.echo(result.comparison["report_markdown"])

@@ -1,0 +1,103 @@
+"""`mspbyte dev`: tools for working without a real Microsoft 365 tenant."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from mspbyte_dagster.cli.common import fail, main
+
+
+@main.group()
+def dev() -> None:
+    """Development tools."""
+
+
+@dev.command("fake-graph")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True, help="0: any free port.")
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 999),
+    default=999,
+    show_default=True,
+    help="Most records a page holds, whatever $top asks (small values exercise nextLink).",
+)
+@click.option(
+    "--throttle", "throttled", multiple=True, metavar="PATH", help="Answer 429 with Retry-After (repeatable)."
+)
+@click.option("--unavailable", multiple=True, metavar="PATH", help="Answer 503 (repeatable).")
+@click.option("--slow", multiple=True, metavar="PATH", help="Answer after --delay seconds (repeatable).")
+@click.option("--malformed", multiple=True, metavar="PATH", help="Answer a page that is not JSON (repeatable).")
+@click.option("--expire-tokens", type=click.IntRange(0), default=0, help="Refuse this many valid tokens with 401.")
+@click.option(
+    "--no-p1",
+    multiple=True,
+    metavar="TENANT",
+    help="Tenant key or azure id without Entra ID P1: 403 on signInActivity and the registration report.",
+)
+@click.option(
+    "--times", type=click.IntRange(0), default=1, show_default=True, help="Requests each fault hits (0: every one)."
+)
+@click.option("--skip", type=click.IntRange(0), default=0, help="Matching requests each fault lets through first.")
+@click.option("--retry-after", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--delay", type=click.FloatRange(0), default=5.0, show_default=True)
+def fake_graph(
+    folder: Path,
+    port: int,
+    page_size: int,
+    throttled: tuple[str, ...],
+    unavailable: tuple[str, ...],
+    slow: tuple[str, ...],
+    malformed: tuple[str, ...],
+    expire_tokens: int,
+    no_p1: tuple[str, ...],
+    times: int,
+    skip: int,
+    retry_after: float,
+    delay: float,
+) -> None:
+    """Serve the snapshot folders in FOLDER (one per tenant) as Microsoft Graph, over HTTPS on 127.0.0.1.
+
+    PATH is a Graph path prefix such as /users, /groups/ (member reads, in $batch too) or /$batch.
+    """
+    from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
+
+    graph = FakeGraph(folder, port=port, page_size=page_size)
+    if not graph.tenants():
+        fail(f"{folder} holds no tenant folder (a folder with tenant.json, as `mspbyte synth` writes)")
+    options = {"times": times or None, "skip": skip}
+    for kind, paths, extra in (
+        ("throttle", throttled, {"retry_after": retry_after}),
+        ("unavailable", unavailable, {"retry_after": retry_after}),
+        ("slow", slow, {"delay": delay}),
+        ("malformed", malformed, {}),
+    ):
+        for path in paths:
+            graph.add_fault(kind, path, **options, **extra)
+    if expire_tokens:
+        graph.add_fault("expired_token", times=expire_tokens)
+    try:
+        for tenant in no_p1:
+            graph.remove_p1(tenant)
+    except KeyError as unknown:
+        fail(unknown.args[0])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with graph:
+        click.echo(f"Local Microsoft Graph on {graph.authority_host} serving:")
+        for key, azure_id in graph.tenants().items():
+            click.echo(f"  {key}  azure tenant {azure_id}")
+        click.echo("Point mspbyte at it (any client id and secret are accepted):")
+        click.echo(f"  export GRAPH_AUTHORITY_HOST={graph.authority_host}")
+        click.echo(f"  export GRAPH_BASE_URL={graph.base_url}")
+        click.echo(f"  export SSL_CERT_FILE={graph.ca_file}")
+        click.echo("  export GRAPH_CLIENT_ID=local GRAPH_CLIENT_SECRET=local")
+        click.echo("Ctrl-C stops it.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

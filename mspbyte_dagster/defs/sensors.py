@@ -1,0 +1,148 @@
+"""Sensors: sync events on NATS become single-tenant runs; the app's tenant registry becomes partitions."""
+
+from __future__ import annotations
+
+import time
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from mspbyte_dagster.defs.jobs import tenant_pipeline_job
+from mspbyte_dagster.defs.partitions import TENANT_TAG, TENANTS, TRIGGER_TAG, range_run_requests, tenants_partitions
+from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
+from mspbyte_dagster.lib.events import SYNC_STREAM, Debounce, Registry, TickOutcome, Window, source_registry
+from mspbyte_dagster.lib.nats_client import NatsUnavailableError, dead_letter
+from mspbyte_dagster.lib.store.tenants import list_tenants
+from mspbyte_dagster.settings import Settings
+
+SYNC_EVENTS_TAG = "mspbyte/sync_events"
+SYNC_SEQUENCES_TAG = "mspbyte/sync_sequences"
+LOGGED_REJECTIONS = 20
+NAMED_TENANTS = 10
+
+
+def registered_sources(database: DatabaseResource) -> Registry:
+    """Every tenant of the app database (registration order) with its data sources."""
+    with database.engine().connect() as conn:
+        return source_registry(list_tenants(conn))
+
+
+def partition_changes(registered: list[str], known: list[str]) -> tuple[list[str], list[str]]:
+    """Tenants to add as partitions (registration order) and partitions whose tenant is gone."""
+    known_set, registered_set = set(known), set(registered)
+    return [t for t in registered if t not in known_set], [t for t in known if t not in registered_set]
+
+
+def window_run_request(window: Window) -> RunRequest:
+    return RunRequest(
+        run_key=window.run_key,
+        partition_key=window.tenant,
+        tags={
+            TENANT_TAG: window.tenant,
+            TRIGGER_TAG: "sync_event",
+            SYNC_EVENTS_TAG: str(window.events),
+            SYNC_SEQUENCES_TAG: f"{window.first_seq}-{window.last_seq}",
+        },
+    )
+
+
+def _warm_partition_cache(context: SensorEvaluationContext, tenants: list[str]) -> None:
+    """Dagster checks each requested partition with a query of its own (about 25 ms on PostgreSQL);
+    one query for all of them fills the cache it checks first: 200 runs in 1.3 s instead of 6 s.
+    The loader is not documented API (dagster 1.13.27); without it the check is only slower."""
+    loader = getattr(context, "caching_dynamic_partitions_loader", None)
+    if loader is not None and tenants:
+        loader.get_existing_dynamic_partitions(TENANTS, tenants)
+
+
+def _report(context: SensorEvaluationContext, outcome: TickOutcome, read: int, state: Debounce) -> str:
+    """Log what needs a human (gaps, dead letters, dropped windows); return the tick's one-line summary."""
+    for gap in outcome.gaps:
+        context.log.warning(f"{gap.describe()}: requesting a full refresh of every tenant")
+    for rejection in outcome.rejections[:LOGGED_REJECTIONS]:
+        message = rejection.message
+        context.log.warning(f"dead-lettered {SYNC_STREAM} sequence {message.seq} ({message.subject}): {rejection.header}")
+    if len(outcome.rejections) > LOGGED_REJECTIONS:
+        context.log.warning(f"... and {len(outcome.rejections) - LOGGED_REJECTIONS} more dead-lettered event(s)")
+    for window in outcome.orphaned:
+        context.log.warning(
+            f"tenant {window.tenant} is no longer registered: its {window.events} sync event(s) "
+            f"(sequences {window.first_seq}-{window.last_seq}) start no run"
+        )
+    summary = (
+        f"read {read} event(s): {outcome.events} folded, {len(outcome.rejections)} dead-lettered, "
+        f"{len(outcome.gaps)} gap(s); {len(outcome.closed)} window(s) closed, {len(state.windows)} open; "
+        f"next read after sequence {state.seq}"
+    )
+    context.log.info(summary)
+    return summary
+
+
+@sensor(
+    name="sync_event_sensor",
+    job=tenant_pipeline_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sync events from NATS (MSPBYTE_SYNC), debounced per tenant: one run per tenant and window.",
+)
+def sync_event_sensor(context: SensorEvaluationContext, nats: NatsResource, database: DatabaseResource):
+    jetstream = nats.jetstream()
+    if jetstream is None:
+        return SkipReason("not configured: NATS_URL is not set, so no sync events are read (e.g. nats://host:4222)")
+    state = Debounce.from_cursor(context.cursor)
+    resume_after = state.seq
+    registry = registered_sources(database)
+    now_ms = time.time_ns() // 1_000_000  # before reading: only closes windows the stream cannot (lib/events.py)
+    try:
+        batch = jetstream.read(SYNC_STREAM, state.seq, nats.max_events_per_tick, nats.read_budget_seconds)
+        outcome = state.advance(batch, registry, Settings.from_env().max_debounce_window_ms, now_ms)
+        if outcome.rejections:
+            jetstream.publish([dead_letter(rejection) for rejection in outcome.rejections])
+    except NatsUnavailableError as error:
+        where = f"after sequence {resume_after}" if resume_after is not None else "at the stream's first event"
+        return SkipReason(f"{error}; the next tick resumes {where}")
+    summary = _report(context, outcome, len(batch.messages), state)
+    known = context.instance.get_dynamic_partitions(TENANTS)
+    added, _ = partition_changes(list(registry), known)
+    requests = [window_run_request(window) for window in outcome.closed]
+    _warm_partition_cache(context, [window.tenant for window in outcome.closed])
+    if outcome.gaps:
+        gap = outcome.gaps[0]
+        requests += range_run_requests(known + added, list(registry), "sync_gap", f"refresh:{gap.after}-{gap.resumed}")
+    return SensorResult(
+        run_requests=requests,
+        skip_reason=None if requests else summary,
+        cursor=state.to_cursor(),
+        dynamic_partitions_requests=[tenants_partitions.build_add_request(added)] if added else None,
+    )
+
+
+def _named(keys: list[str]) -> str:
+    shown = ", ".join(keys[:NAMED_TENANTS]) or "none"
+    return shown + (f" and {len(keys) - NAMED_TENANTS} more" if len(keys) > NAMED_TENANTS else "")
+
+
+@sensor(
+    name="tenant_registry_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Keeps the tenants partitions equal to the tenants of the app database (adds and deletes).",
+)
+def tenant_registry_sensor(context: SensorEvaluationContext, database: DatabaseResource):
+    registered = list(registered_sources(database))
+    added, removed = partition_changes(registered, context.instance.get_dynamic_partitions(TENANTS))
+    changes = []
+    if added:
+        changes.append(tenants_partitions.build_add_request(added))
+    if removed:
+        changes.append(tenants_partitions.build_delete_request(removed))
+    return SensorResult(
+        skip_reason=f"{len(registered)} tenant(s) registered; partitions added: {_named(added)}; removed: {_named(removed)}",
+        dynamic_partitions_requests=changes,
+    )

@@ -1,0 +1,7 @@
+"""Microsoft 365 adapter: customer tenants read from Microsoft Graph into snapshots (SNAPSHOT_FORMAT.md).
+
+`auth` gets client-credentials tokens per customer tenant, `client` talks to
+Graph (retries, throttling, paging, `$batch`, bounded concurrency), `reader`
+turns the endpoints into snapshot files, and `fake_graph` is a local Graph for
+development and tests.
+"""

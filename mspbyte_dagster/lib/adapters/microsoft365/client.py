@@ -1,0 +1,305 @@
+"""Talking to Microsoft Graph for one customer tenant: retries, throttling, paging, `$batch`, bounded concurrency.
+
+Graph throttles (429) and has outages (503, 504); it says how long to wait in
+`Retry-After`, inside `$batch` answers too. A request honours it, else backs
+off exponentially with jitter, within a bounded number of attempts and a
+bounded total wait per tenant: a tenant that keeps failing fails its pass with
+an error naming the tenant, the endpoint and the status instead of stalling
+the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+
+import httpx
+
+from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, TenantTokens
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
+RETRIED_STATUSES = (429, 503, 504)
+BATCH_LIMIT = 20  # requests Graph takes in one $batch
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one tenant may keep retrying before its pass fails."""
+
+    max_attempts: int = 6  # per request
+    base_delay: float = 1.0  # backoff without Retry-After: base * 2^(attempt - 1), jittered
+    max_delay: float = 60.0
+    max_total_wait: float = 600.0  # every wait of one tenant's read, added up
+    timeout: float = 60.0  # one request
+
+    def backoff(self, attempt: int) -> float:
+        """Between half and all of the capped delay, so clients throttled together do not retry together."""
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(delay / 2, delay)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Requests in flight: per tenant (the reader's threads) and overall (every tenant of one connection)."""
+
+    per_tenant: int = 4
+    overall: int = 16
+
+
+@dataclass
+class GraphStats:
+    """What reading one tenant cost; the figures of the m365_snapshot metadata."""
+
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    throttled_waits: int = 0
+    waited_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: float) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_json(self) -> dict:
+        figures = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return figures | {"waited_seconds": round(self.waited_seconds, 2)}
+
+
+class GraphError(RuntimeError):
+    """Graph refused a request or never answered it."""
+
+    def __init__(self, tenant: str, endpoint: str, status: int | None, detail: str):
+        self.tenant, self.endpoint, self.status = tenant, endpoint, status
+        answer = f"HTTP {status}" if status else "no answer"
+        super().__init__(f"tenant {tenant}: Graph {endpoint} -> {answer}: {detail}")
+
+
+class MalformedPage(ValueError):
+    """An answer that is not the JSON Graph sends; its raw text goes to the quarantine."""
+
+    def __init__(self, tenant: str, endpoint: str, raw: str, problem: str):
+        self.endpoint, self.raw = endpoint, raw
+        super().__init__(f"tenant {tenant}: Graph {endpoint} answered a malformed page: {problem}")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Graph's `Retry-After` in seconds, or None when it gave none (or none readable)."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def error_message(body: object) -> str:
+    """`code: message` of a Graph error body, which may come as text or parsed."""
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return body[:200] or "empty answer"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return f"{error.get('code')}: {error.get('message')}"
+    return str(body)[:200]
+
+
+class GraphConnection:
+    """The MSP app's way into Graph: one pooled HTTP client and one bound on requests in flight, for every tenant.
+
+    `verify` is httpx's: True trusts the system store (and `SSL_CERT_FILE`, which
+    is how a local Graph's certificate is trusted).
+    """
+
+    def __init__(
+        self,
+        credentials: GraphCredentials,
+        base_url: str = DEFAULT_BASE_URL,
+        policy: RetryPolicy = RetryPolicy(),
+        limits: Limits = Limits(),
+        verify: ssl.SSLContext | bool = True,
+    ):
+        self.credentials = credentials
+        self.base_url = base_url.rstrip("/")
+        self.policy, self.limits = policy, limits
+        self.http = httpx.Client(
+            verify=verify, timeout=policy.timeout, limits=httpx.Limits(max_connections=limits.overall)
+        )
+        self.in_flight = threading.BoundedSemaphore(limits.overall)
+
+    def tenant(self, tenant: str, azure_tenant_id: str) -> GraphClient:
+        return GraphClient(self, tenant, TenantTokens(self.credentials, tenant, azure_tenant_id, self.http))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> GraphConnection:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+class GraphClient:
+    """Requests for one customer tenant, with its token and its figures."""
+
+    def __init__(self, connection: GraphConnection, tenant: str, tokens: TenantTokens):
+        self.connection, self.tenant, self.tokens = connection, tenant, tokens
+        self.policy = connection.policy
+        self.stats = GraphStats()
+
+    def collection(self, path: str, params: dict | None = None) -> Iterator[list]:
+        """The `value` of every page of a collection, following `@odata.nextLink` to the end."""
+        url: str | None = self.connection.base_url + path
+        while url:
+            response = self.send("GET", url, params=params)
+            page = self._page(self._json(response, path), path, response.text, collection=True)
+            yield page["value"]
+            url, params = page.get("@odata.nextLink"), None
+
+    def get_object(self, path: str) -> dict:
+        response = self.send("GET", self.connection.base_url + path)
+        return self._page(self._json(response, path), path, response.text, collection=False)
+
+    def batched_collections(self, paths: dict[str, str]) -> Iterator[tuple[str, list]]:
+        """Collections read through `$batch`, up to 20 requests a call: (key, page value) as pages arrive.
+
+        `paths` maps a key to a path with its query. A sub-request's own nextLink
+        goes into a later batch; a throttled one is retried after its Retry-After.
+        """
+        pending, attempts = dict(paths), dict.fromkeys(paths, 0)
+        while pending:
+            keys = dict(enumerate(list(pending)[:BATCH_LIMIT]))
+            requests = [{"id": str(n), "method": "GET", "url": pending[key]} for n, key in keys.items()]
+            response = self.send("POST", f"{self.connection.base_url}/$batch", json_body={"requests": requests})
+            answers = self._batch_answers(response, keys)
+            waits = []
+            for n, answer in answers.items():
+                key = keys[n]
+                endpoint, status = self._endpoint(pending[key]), answer["status"]
+                if status in RETRIED_STATUSES:
+                    attempts[key] += 1
+                    if attempts[key] >= self.policy.max_attempts:
+                        problem = error_message(answer.get("body"))
+                        detail = f"still failing after {attempts[key]} attempts in $batch ({problem})"
+                        raise GraphError(self.tenant, endpoint, status, detail)
+                    waits.append(self._delay(answer.get("headers") or {}, attempts[key]))
+                    continue
+                if not 200 <= status < 300:
+                    raise GraphError(self.tenant, endpoint, status, error_message(answer.get("body")))
+                page = self._page(answer.get("body"), endpoint, json.dumps(answer), collection=True)
+                yield key, page["value"]
+                attempts[key] = 0
+                next_link = page.get("@odata.nextLink")
+                if next_link:
+                    pending[key] = self._relative(next_link, endpoint)
+                else:
+                    del pending[key]
+            if waits:
+                self._pause("/$batch", max(waits), throttled=True, retries=len(waits))
+
+    def send(
+        self, method: str, url: str, *, params: dict | None = None, json_body: dict | None = None
+    ) -> httpx.Response:
+        """One request, retried on 429/503/504, timeouts and dropped connections, and once on a 401."""
+        endpoint = self._endpoint(url)
+        renewed, status, problem = False, None, "no attempt"
+        for attempt in range(1, self.policy.max_attempts + 1):
+            token = self.tokens.token()
+            headers = {"Authorization": f"Bearer {token}"}
+            self.stats.add(requests=1)
+            try:
+                with self.connection.in_flight:
+                    response = self.connection.http.request(method, url, params=params, json=json_body, headers=headers)
+            except httpx.TransportError as error:
+                status, problem, answer_headers = None, f"{type(error).__name__} {error}".strip(), {}
+            else:
+                status = response.status_code
+                if status == 401 and not renewed:  # revoked or expired early: one new token, one more try
+                    renewed, problem = True, error_message(response.text)
+                    self.tokens.renew(token)
+                    self.stats.add(retries=1)
+                    continue
+                if response.is_success:
+                    return response
+                if status not in RETRIED_STATUSES:
+                    raise GraphError(self.tenant, endpoint, status, error_message(response.text))
+                problem, answer_headers = error_message(response.text), response.headers
+            if attempt < self.policy.max_attempts:
+                self._pause(endpoint, self._delay(answer_headers, attempt), throttled=status is not None)
+        raise GraphError(
+            self.tenant, endpoint, status, f"still failing after {self.policy.max_attempts} attempts ({problem})"
+        )
+
+    def _delay(self, headers: Mapping[str, str], attempt: int) -> float:
+        """Graph's Retry-After when it gave one, else backoff."""
+        seconds = retry_after(headers)
+        return seconds if seconds is not None else self.policy.backoff(attempt)
+
+    def _pause(self, endpoint: str, seconds: float, *, throttled: bool, retries: int = 1) -> None:
+        """Wait before retrying, within the tenant's budget of waiting."""
+        if self.stats.waited_seconds + seconds > self.policy.max_total_wait:
+            raise GraphError(
+                self.tenant,
+                endpoint,
+                None,
+                f"Graph asks to wait {seconds:.1f} s more, beyond the {self.policy.max_total_wait:.0f} s "
+                f"one tenant may wait in all ({self.stats.waited_seconds:.1f} s waited)",
+            )
+        self.stats.add(retries=retries, throttled_waits=int(throttled), waited_seconds=seconds)
+        log.info(
+            "tenant %s: Graph %s %s, retrying in %.1f s",
+            self.tenant,
+            endpoint,
+            "throttled" if throttled else "unreachable",
+            seconds,
+        )
+        time.sleep(seconds)
+
+    def _batch_answers(self, response: httpx.Response, keys: dict[int, str]) -> dict[int, dict]:
+        """The sub-responses of a `$batch` answer by request number; all of them, or the page is malformed."""
+        body = self._page(self._json(response, "/$batch"), "/$batch", response.text, collection=False)
+        answers = {}
+        for answer in body.get("responses") or []:
+            number = answer.get("id") if isinstance(answer, dict) else None
+            if not (isinstance(number, str) and number.isdigit() and isinstance(answer.get("status"), int)):
+                raise MalformedPage(self.tenant, "/$batch", response.text, f"unreadable sub-response {answer!r:.80}")
+            answers[int(number)] = answer
+        if set(answers) != set(keys):
+            raise MalformedPage(self.tenant, "/$batch", response.text, "the answer does not cover every request")
+        return answers
+
+    def _json(self, response: httpx.Response, endpoint: str) -> object:
+        try:
+            return response.json()
+        except ValueError as error:
+            raise MalformedPage(self.tenant, endpoint, response.text, f"not JSON ({error})") from None
+
+    def _page(self, body: object, endpoint: str, raw: str, *, collection: bool) -> dict:
+        if not isinstance(body, dict) or (collection and not isinstance(body.get("value"), list)):
+            shape = "a JSON object with a `value` array" if collection else "a JSON object"
+            raise MalformedPage(self.tenant, endpoint, raw, f"expected {shape}")
+        self.stats.add(pages=1)
+        return body
+
+    def _endpoint(self, url: str) -> str:
+        """The path an error names: `/users` for every page of users."""
+        base = self.connection.base_url
+        return (url[len(base) :] if url.startswith(base) else url).split("?", 1)[0]
+
+    def _relative(self, next_link: str, endpoint: str) -> str:
+        """A nextLink as `$batch` wants it: relative to the base URL."""
+        base = self.connection.base_url
+        if not next_link.startswith(base + "/"):
+            raise GraphError(self.tenant, endpoint, None, f"nextLink {next_link!r} is not under {base}")
+        return next_link[len(base) :]

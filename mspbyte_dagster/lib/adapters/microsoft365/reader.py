@@ -1,0 +1,228 @@
+"""Graph endpoints -> the files of one tenant snapshot, with what could not be read whole.
+
+Records are checked by the validators an import uses (snapshot_files.py); here
+a bad record is quarantined instead of refusing the tenant, the rest is kept,
+and its file is marked incomplete in tenant.json `sources`, so nothing of its
+type is soft-deleted. A permission Graph refuses (403) leaves the file out and
+says why; any other failure fails the tenant's pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from mspbyte_dagster.lib.adapters.microsoft365.client import BATCH_LIMIT, GraphClient, GraphError, MalformedPage
+from mspbyte_dagster.lib.adapters.snapshot_files import array_problems, content_problems
+
+SIGN_IN = "signInActivity"
+USER_FIELDS = (
+    "id,displayName,userPrincipalName,accountEnabled,userType,createdDateTime,assignedLicenses,onPremisesSyncEnabled"
+)
+# file stem -> (Graph path, query): `$select` as SNAPSHOT_FORMAT lists it, `$top=999` where Graph takes it
+COLLECTIONS = {
+    "users": ("/users", {"$select": f"{USER_FIELDS},{SIGN_IN}", "$top": "999"}),
+    "groups": ("/groups", {"$top": "999"}),
+    "role_definitions": ("/roleManagement/directory/roleDefinitions", {}),
+    "role_assignments": ("/roleManagement/directory/roleAssignments", {}),
+    "conditional_access_policies": ("/identity/conditionalAccess/policies", {}),
+    "subscribed_skus": ("/subscribedSkus", {}),
+    "user_registration_details": ("/reports/authenticationMethods/userRegistrationDetails", {}),
+}
+SECURITY_DEFAULTS = "/policies/identitySecurityDefaultsEnforcementPolicy"
+MEMBERS = "/groups/{}/members"
+MEMBERS_QUERY = {"$select": "id", "$top": "999"}
+# The application permission (or licence) each source needs: named in every refusal, listed in the README.
+NEEDS = {
+    "users": "User.Read.All",
+    SIGN_IN: "AuditLog.Read.All and an Entra ID P1/P2 licence",
+    "groups": "GroupMember.Read.All or Group.Read.All",
+    "group_members": "GroupMember.Read.All or Group.Read.All",
+    "role_definitions": "RoleManagement.Read.Directory",
+    "role_assignments": "RoleManagement.Read.Directory",
+    "conditional_access_policies": "Policy.Read.All",
+    "security_defaults": "Policy.Read.All",
+    "subscribed_skus": "LicenseAssignment.Read.All or Organization.Read.All",
+    "user_registration_details": "AuditLog.Read.All and an Entra ID P1/P2 licence",
+}
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    """A record (or a whole page) that broke the contract, kept raw for someone to look at."""
+
+    source_file: str
+    reason: str
+    raw: str
+    record_index: int | None = None
+
+
+@dataclass
+class FileRead:
+    """One file's share of a tenant read: its content (None: not read), a refusal, what was quarantined."""
+
+    stem: str
+    content: object = None
+    refused: GraphError | None = None
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    sources: dict[str, dict] = field(default_factory=dict)  # tenant.json `sources` entries besides the file's own
+
+    def quarantine(self, reason: str, raw: str, index: int | None = None) -> None:
+        self.quarantined.append(QuarantinedRecord(self.stem, reason, raw, index))
+
+    def source(self) -> dict | None:
+        """The file's `sources` entry when it was not read whole."""
+        reasons = [refusal(self.refused, self.stem)] if self.refused else []
+        if self.quarantined:
+            reasons.append(f"{len(self.quarantined)} quarantined (first: {self.quarantined[0].reason})")
+        return {"complete": False, "reason": "; ".join(reasons)} if reasons else None
+
+
+@dataclass
+class TenantRead:
+    """A tenant as Graph gave it: the snapshot files, tenant.json `sources`, and the quarantine."""
+
+    files: dict[str, object] = field(default_factory=dict)
+    sources: dict[str, dict] = field(default_factory=dict)
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+
+    def add(self, read: FileRead) -> None:
+        if read.content is not None:
+            self.files[read.stem] = read.content
+        if read.source():
+            self.sources[read.stem] = read.source()
+        self.sources.update(read.sources)
+        self.quarantined.extend(read.quarantined)
+
+
+def refusal(error: GraphError, source: str) -> str:
+    return f"{error} (needs {NEEDS[source]})"
+
+
+def read_tenant(client: GraphClient, *, batch_members: bool = True) -> TenantRead:
+    """Every file of SNAPSHOT_FORMAT for one tenant, with at most `per_tenant` requests in flight.
+
+    Group members are read through `$batch` (20 groups a call); `batch_members=False`
+    reads them one request per group, to measure what batching saves.
+    """
+    result = TenantRead()
+    with ThreadPoolExecutor(client.connection.limits.per_tenant, thread_name_prefix=f"graph-{client.tenant}") as pool:
+        jobs: list[Future] = [pool.submit(_users, client)]
+        jobs += [pool.submit(_collection, client, stem) for stem in COLLECTIONS if stem != "users"]
+        jobs.append(pool.submit(_security_defaults, client))
+        try:
+            reads = {read.stem: read for read in (job.result() for job in jobs)}
+            group_ids = [group["id"] for group in reads["groups"].content or []]
+            chunks = [group_ids[n : n + BATCH_LIMIT] for n in range(0, len(group_ids), BATCH_LIMIT)]
+            jobs = [pool.submit(_members, client, chunk, batch_members) for chunk in chunks]
+            members = [job.result() for job in jobs]
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+    for read in reads.values():
+        result.add(read)
+    result.add(_joined_members(members, reads["groups"]))
+    return result
+
+
+@contextmanager
+def _unreadable(read: FileRead) -> Iterator[None]:
+    """A malformed page is quarantined and a refused permission kept; other errors fail the tenant."""
+    try:
+        yield
+    except MalformedPage as malformed:
+        read.quarantine(str(malformed), malformed.raw)
+    except GraphError as error:
+        if error.status != 403:
+            raise
+        read.refused = error
+
+
+def _collection(client: GraphClient, stem: str, query: dict | None = None) -> FileRead:
+    path, default_query = COLLECTIONS[stem]
+    read, records = FileRead(stem), []
+    with _unreadable(read):
+        for page in client.collection(path, default_query if query is None else query):
+            records.extend(page)
+    if read.refused is None:
+        read.content = _valid_records(read, records)
+    return read
+
+
+def _users(client: GraphClient, stem: str = "users") -> FileRead:
+    """Users with signInActivity; without it when Graph refuses it (no Entra ID P1/P2, no AuditLog.Read.All)."""
+    read = _collection(client, stem)
+    if read.refused is None:
+        return read
+    without = _collection(client, stem, {**COLLECTIONS[stem][1], "$select": USER_FIELDS})
+    without.sources[SIGN_IN] = {"complete": False, "reason": refusal(read.refused, SIGN_IN)}
+    return without
+
+
+def _security_defaults(client: GraphClient, stem: str = "security_defaults") -> FileRead:
+    read = FileRead(stem)
+    with _unreadable(read):
+        policy = client.get_object(SECURITY_DEFAULTS)
+        problems = content_problems(stem, policy)
+        if problems:
+            read.quarantine("; ".join(map(str, problems)), json.dumps(policy))
+        else:
+            read.content = policy
+    return read
+
+
+def _members(client: GraphClient, group_ids: list[str], batch: bool) -> FileRead:
+    """Direct members of some groups: through one `$batch` per 20 groups, or one request per group."""
+    read = FileRead("group_members", content={group_id: [] for group_id in group_ids})
+    with _unreadable(read):
+        if batch:
+            query = urlencode(MEMBERS_QUERY, safe="$")
+            pages = client.batched_collections({g: f"{MEMBERS.format(g)}?{query}" for g in group_ids})
+        else:
+            pages = ((g, page) for g in group_ids for page in client.collection(MEMBERS.format(g), MEMBERS_QUERY))
+        for group_id, page in pages:
+            read.content[group_id].extend(page)
+    for group_id, members in read.content.items():
+        read.content[group_id] = [
+            member
+            for index, member in enumerate(members)
+            if not _quarantined(read, content_problems(read.stem, {group_id: [member]}), member, index)
+        ]
+    return read
+
+
+def _joined_members(parts: list[FileRead], groups: FileRead) -> FileRead:
+    """The group_members file from its chunks; not read at all when groups were not."""
+    joined = FileRead("group_members")
+    if groups.content is None:
+        joined.refused = groups.refused
+        return joined
+    joined.content = {}
+    for part in parts:
+        joined.content |= part.content
+        joined.quarantined += part.quarantined
+        joined.refused = joined.refused or part.refused
+    if joined.refused:
+        joined.content = None
+    return joined
+
+
+def _valid_records(read: FileRead, records: list) -> list:
+    """The records that keep the contract; the others are quarantined with every problem they have."""
+    problems: dict[int, list] = {}
+    for problem in array_problems(read.stem, records):
+        problems.setdefault(problem.record, []).append(problem)
+    return [
+        record for index, record in enumerate(records) if not _quarantined(read, problems.get(index, []), record, index)
+    ]
+
+
+def _quarantined(read: FileRead, problems: list, record: object, index: int) -> bool:
+    if problems:
+        read.quarantine("; ".join(map(str, problems)), json.dumps(record, ensure_ascii=False), index)
+    return bool(problems)

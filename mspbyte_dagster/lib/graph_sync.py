@@ -1,0 +1,177 @@
+"""Graph-backed tenants: registering one, and fetching its new snapshot before each pass.
+
+The Graph read runs with no database transaction open (under throttling it can
+take minutes); the snapshot is then written to the snapshot store and
+registered, with its quarantined records, in one short transaction, so a run
+can be replayed from the kept copy like an imported one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
+from mspbyte_dagster.lib.adapters.microsoft365.reader import QuarantinedRecord, read_tenant
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.model import MICROSOFT365, TENANT_KEY_PATTERN, is_tenant_key
+from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.schema import data_sources, quarantined_records, tenants
+from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+
+GRAPH_MODE = "graph"
+
+
+@dataclass(frozen=True)
+class GraphSource:
+    """A tenant's Microsoft 365 data source when it is read from Graph."""
+
+    tenant: str
+    name: str
+    data_source_id: int
+    azure_tenant_id: str
+
+
+@dataclass(frozen=True)
+class GraphTenant:
+    """A tenant registered for Graph, with the URL its administrator opens to consent to the MSP's app."""
+
+    tenant: str
+    name: str
+    azure_tenant_id: str
+    consent_url: str
+
+    def as_json(self) -> dict:
+        return {
+            "tenant": self.tenant,
+            "name": self.name,
+            "azure_tenant_id": self.azure_tenant_id,
+            "mode": GRAPH_MODE,
+            "consent_url": self.consent_url,
+        }
+
+
+def consent_url(authority_host: str, azure_tenant_id: str, client_id: str) -> str:
+    return f"{authority_host.rstrip('/')}/{azure_tenant_id}/adminconsent?client_id={client_id}"
+
+
+def azure_tenant_guid(value: str) -> str:
+    """The customer's Directory (tenant) ID in canonical form; anything else is refused."""
+    try:
+        guid = uuid.UUID(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"azure tenant id {value!r} is not a GUID: use the customer's Directory (tenant) ID, "
+            "e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47"
+        ) from None
+    if str(guid) != value.strip().lower():
+        raise ValueError(f"azure tenant id {value!r} is not in the 8-4-4-4-12 GUID form")
+    return str(guid)
+
+
+def add_graph_tenant(
+    engine: Engine, tenant: str, name: str, azure_tenant_id: str, *, client_id: str, authority_host: str
+) -> GraphTenant:
+    """Register a tenant read from Graph (or switch an imported one to Graph)."""
+    if not is_tenant_key(tenant):
+        raise ValueError(f"tenant key {tenant!r} does not match {TENANT_KEY_PATTERN}")
+    if not name.strip():
+        raise ValueError("the tenant's name must not be empty")
+    azure = azure_tenant_guid(azure_tenant_id)
+    with engine.begin() as conn:
+        other = conn.execute(
+            select(tenants.c.tenant).where(tenants.c.azure_tenant_id == azure, tenants.c.tenant != tenant)
+        ).first()
+        if other:
+            raise ValueError(f"azure tenant {azure} is already registered as tenant {other.tenant!r}")
+        tenant_store.upsert_tenant(conn, tenant, name, azure)
+        tenant_store.ensure_m365_source(conn, tenant, GRAPH_MODE, azure)
+    return GraphTenant(tenant, name, azure, consent_url(authority_host, azure, client_id))
+
+
+def graph_source(conn: Connection, tenant: str) -> GraphSource | None:
+    """The tenant's Microsoft 365 data source when its mode is "graph"; None for a files-mode tenant."""
+    row = conn.execute(
+        select(tenants.c.name, data_sources.c.id, data_sources.c.azure_tenant_id)
+        .join(data_sources, data_sources.c.tenant == tenants.c.tenant)
+        .where(
+            tenants.c.tenant == tenant,
+            data_sources.c.integration == MICROSOFT365,
+            data_sources.c.mode == GRAPH_MODE,
+        )
+    ).first()
+    return GraphSource(tenant, row.name, row.id, row.azure_tenant_id) if row else None
+
+
+def refresh_graph_snapshot(
+    engine: Engine,
+    tenant: str,
+    *,
+    store: SnapshotStore,
+    connect: Callable[[], GraphConnection],
+    captured_at: datetime | None = None,
+    batch_members: bool = True,
+) -> dict | None:
+    """Read a graph-mode tenant and make the result its current snapshot; returns the figures of the read.
+
+    None for a files-mode tenant (its current snapshot is the last imported one).
+    `captured_at` defaults to the start of the read.
+    """
+    with engine.connect() as conn:
+        source = graph_source(conn, tenant)
+    if source is None:
+        return None
+    started = time.perf_counter()
+    captured = (captured_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client = connect().tenant(tenant, source.azure_tenant_id)
+    read = read_tenant(client, batch_members=batch_members)
+    document = {"id": tenant, "name": source.name, "azureTenantId": source.azure_tenant_id, "capturedAt": captured}
+    if read.sources:
+        document["sources"] = read.sources
+    snapshot = Snapshot(folder=store.root / tenant, tenant=document, files=read.files)
+    _store_snapshot(engine, store, source, snapshot, read.quarantined)
+    figures = {f"graph_{name}": value for name, value in client.stats.as_json().items()}
+    return figures | {
+        "graph_tokens": client.tokens.fetched,
+        "graph_seconds": round(time.perf_counter() - started, 2),
+        "quarantined_records": len(read.quarantined),
+    }
+
+
+def _store_snapshot(
+    engine: Engine, store: SnapshotStore, source: GraphSource, snapshot: Snapshot, quarantined: list[QuarantinedRecord]
+) -> None:
+    """Write the folder and register it with its quarantine; on any failure neither stays."""
+    folder = None
+    try:
+        with engine.begin() as conn:
+            seq = tenant_store.next_snapshot_seq(conn, source.tenant)
+            folder = store.write(snapshot, seq)
+            snapshot_id = tenant_store.record_snapshot(conn, snapshot, source.data_source_id, seq, str(folder))
+            if quarantined:
+                now = datetime.now(UTC)
+                conn.execute(
+                    insert(quarantined_records),
+                    [
+                        {
+                            "tenant": source.tenant,
+                            "data_source_id": source.data_source_id,
+                            "snapshot_id": snapshot_id,
+                            "source_file": record.source_file,
+                            "record_index": record.record_index,
+                            "reason": record.reason,
+                            "raw": record.raw,
+                            "quarantined_at": now,
+                        }
+                        for record in quarantined
+                    ],
+                )
+    except BaseException:
+        if folder is not None:
+            store.discard(folder)
+        raise

@@ -1,0 +1,226 @@
+"""NATS JetStream for sync events: the two streams, publishing, and bounded reads from a sequence.
+
+Sensors and the CLI are synchronous, so each call connects, works and closes
+under `asyncio.run`. Nothing connects at import. Reads use an ephemeral pull
+consumer that acknowledges nothing: the position lives in the caller's cursor,
+so a read that is not followed by a saved cursor is simply read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext, api
+
+from mspbyte_dagster.lib.events import (
+    DLQ_MAX_AGE_SECONDS,
+    DLQ_STREAM,
+    DLQ_SUBJECT,
+    REASON_HEADER,
+    SEQUENCE_HEADER,
+    SUBJECT_HEADER,
+    SYNC_MAX_AGE_SECONDS,
+    SYNC_STREAM,
+    SYNC_SUBJECTS,
+    Rejection,
+    StreamBatch,
+    StreamMessage,
+    read_start,
+)
+
+CONNECT_TIMEOUT_SECONDS = 2.0
+# One retry shortly after a refused connection (a restarting server), then the call fails.
+CONNECT_ATTEMPTS = 2
+RETRY_WAIT_SECONDS = 0.25
+FETCH_SIZE = 1_000
+FETCH_TIMEOUT_SECONDS = 5.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The duplicate windows drop a re-published sync (same syncId) or a dead letter written again
+# by a tick that is replayed (same original sequence).
+STREAMS = tuple(
+    api.StreamConfig(
+        name=name, subjects=[subjects], max_age=max_age, storage=api.StorageType.FILE, duplicate_window=duplicates
+    )
+    for name, subjects, max_age, duplicates in (
+        (SYNC_STREAM, SYNC_SUBJECTS, SYNC_MAX_AGE_SECONDS, 120),
+        (DLQ_STREAM, DLQ_SUBJECT, DLQ_MAX_AGE_SECONDS, 3600),
+    )
+)
+# Failures that mean "NATS is not there right now", as opposed to a refused request.
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    nats.errors.NoServersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+T = TypeVar("T")
+
+
+class NatsUnavailableError(ConnectionError):
+    """NATS (or its JetStream) could not be reached, or went away mid-call."""
+
+
+def redacted(url: str) -> str:
+    """The URL without user or password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    subject: str
+    data: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def dead_letter(rejection: Rejection) -> OutgoingMessage:
+    """The original bytes, with the reason and origin as headers; the message id makes a replay harmless."""
+    message = rejection.message
+    return OutgoingMessage(
+        DLQ_SUBJECT,
+        message.data,
+        {
+            REASON_HEADER: rejection.header,
+            SUBJECT_HEADER: message.subject,
+            SEQUENCE_HEADER: str(message.seq),
+            "Nats-Msg-Id": f"{SYNC_STREAM}:{message.seq}:{message.time_ms}",
+        },
+    )
+
+
+def _time_ms(stamp: datetime) -> int:
+    return (stamp - EPOCH) // timedelta(milliseconds=1)
+
+
+async def _ensure_streams(js: JetStreamContext) -> None:
+    """Create the sync and dead-letter streams if they are missing (an existing one is left as it is)."""
+    for config in STREAMS:
+        try:
+            await js.stream_info(config.name)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+
+
+class JetStream:
+    """The project's JetStream streams at one NATS URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def _run(self, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+        async def session() -> T:
+            client = await nats.connect(
+                self.url,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                allow_reconnect=False,
+                max_reconnect_attempts=CONNECT_ATTEMPTS - 1,
+                reconnect_time_wait=RETRY_WAIT_SECONDS,
+                error_cb=_quiet,
+                name="mspbyte",
+            )
+            try:
+                js = client.jetstream()
+                await _ensure_streams(js)
+                return await work(js)
+            finally:
+                await client.close()
+
+        try:
+            return asyncio.run(session())
+        except UNAVAILABLE as error:
+            detail = str(error) or error.__class__.__name__
+            raise NatsUnavailableError(f"NATS at {redacted(self.url)} is unreachable ({detail})") from None
+
+    def ensure_streams(self) -> None:
+        """Create the sync and dead-letter streams if they are missing."""
+
+        async def nothing_more(_js: JetStreamContext) -> None:
+            return None
+
+        self._run(nothing_more)
+
+    def publish(self, messages: list[OutgoingMessage]) -> list[int]:
+        """Publish and wait for JetStream to store each message; returns their stream sequences."""
+
+        async def work(js: JetStreamContext) -> list[int]:
+            pending = [
+                await js.publish_async(message.subject, message.data, headers=message.headers or None)
+                for message in messages
+            ]
+            return [(await ack).seq for ack in pending]
+
+        return self._run(work)
+
+    def read(self, stream: str, after: int | None, limit: int, budget_seconds: float) -> StreamBatch:
+        """At most `limit` messages of `stream` following sequence `after` (from the first when None)."""
+
+        async def work(js: JetStreamContext) -> StreamBatch:
+            state = (await js.stream_info(stream)).state
+            start = read_start(after, state.first_seq, state.last_seq)
+            if start > state.last_seq:
+                return StreamBatch(start, [], complete=True)
+            return await _read_from(js, stream, start, limit, time.monotonic() + budget_seconds)
+
+        return self._run(work)
+
+
+async def _read_from(js: JetStreamContext, stream: str, start: int, limit: int, deadline: float) -> StreamBatch:
+    consumer = await js.add_consumer(
+        stream,
+        api.ConsumerConfig(
+            name=f"mspbyte-read-{uuid.uuid4().hex}",
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=30,
+            mem_storage=True,
+            num_replicas=1,
+        ),
+    )
+    subscription = await js.pull_subscribe_bind(consumer=consumer.name, stream=stream)
+    messages: list[StreamMessage] = []
+    pending = consumer.num_pending
+    try:
+        while pending and len(messages) < limit and time.monotonic() < deadline:
+            try:
+                fetched = await subscription.fetch(min(FETCH_SIZE, limit - len(messages)), timeout=FETCH_TIMEOUT_SECONDS)
+            except asyncio.TimeoutError:
+                break
+            for message in fetched:
+                metadata = message.metadata
+                messages.append(
+                    StreamMessage(
+                        metadata.sequence.stream,
+                        _time_ms(metadata.timestamp),
+                        message.subject,
+                        message.data,
+                        dict(message.headers or {}),
+                    )
+                )
+                pending = metadata.num_pending
+    finally:
+        await subscription.unsubscribe()
+        await js.delete_consumer(stream, consumer.name)
+    return StreamBatch(start, messages, complete=pending == 0)
+
+
+async def _quiet(_error: Exception) -> None:
+    """Connection errors surface as exceptions of the call; nats-py's own logging of them is noise."""

@@ -1,0 +1,100 @@
+"""Reading and acting on alerts outside a pass: list, suppress, history, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from mspbyte_dagster.lib.alerts import MAX_SUPPRESSION
+from mspbyte_dagster.lib.model import ALERT_STATUSES
+from mspbyte_dagster.lib.store.schema import alert_events, alerts
+
+LIST_FIELDS = ("id", "tenant", "alert_type", "analysis_type", "entity_type", "entity_id", "sku_id", "severity",
+               "status", "message", "first_seen_at", "last_seen_at", "resolved_at", "resolved_reason",
+               "times_reopened", "suppressed_until", "suppressed_reason")
+
+
+class AlertNotFound(LookupError):
+    def __init__(self, alert_id: int):
+        super().__init__(f"no alert with id {alert_id}: `mspbyte alerts list` shows the ids")
+
+
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+def alert_json(row) -> dict:
+    data = {name: _iso(getattr(row, name)) for name in LIST_FIELDS}
+    data["sku_id"] = data["sku_id"] or None
+    return data
+
+
+def list_alerts(conn: Connection, tenant: str | None = None, status: str | None = None) -> list[dict]:
+    if status is not None and status not in ALERT_STATUSES:
+        raise ValueError(f"unknown status {status!r}: use one of {', '.join(ALERT_STATUSES)}")
+    query = select(alerts).order_by(alerts.c.tenant, alerts.c.id)
+    if tenant is not None:
+        query = query.where(alerts.c.tenant == tenant)
+    if status is not None:
+        query = query.where(alerts.c.status == status)
+    return [alert_json(row) for row in conn.execute(query)]
+
+
+def _alert(conn: Connection, alert_id: int):
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    if row is None:
+        raise AlertNotFound(alert_id)
+    return row
+
+
+def suppress_alert(conn: Connection, alert_id: int, reason: str, until: datetime, now: datetime) -> dict:
+    """Suppression needs a reason and an expiry at most 90 days ahead; it lasts while the finding does."""
+    if not reason.strip():
+        raise ValueError("a suppression needs a reason (--reason)")
+    if until <= now:
+        raise ValueError(f"--until {until:%Y-%m-%d} is not in the future")
+    if until - now > MAX_SUPPRESSION:
+        raise ValueError(f"--until {until:%Y-%m-%d} is more than {MAX_SUPPRESSION.days} days away")
+    row = _alert(conn, alert_id)
+    if row.status == "resolved":
+        raise ValueError(f"alert {alert_id} is resolved: there is nothing to suppress")
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
+        .values(status="suppressed", suppressed_reason=reason.strip(), suppressed_until=until, suppressed_at=now,
+                updated_at=now)
+    )
+    conn.execute(insert(alert_events).values(
+        tenant=row.tenant, alert_id=alert_id, action="suppressed", at=now, severity=row.severity,
+        status="suppressed", details={"reason": reason.strip(), "until": _iso(until)},
+    ))
+    return alert_json(_alert(conn, alert_id))
+
+
+def alert_history(conn: Connection, alert_id: int) -> dict:
+    row = _alert(conn, alert_id)
+    events = conn.execute(
+        select(alert_events)
+        .where(alert_events.c.tenant == row.tenant, alert_events.c.alert_id == alert_id)
+        .order_by(alert_events.c.id)
+    )
+    return alert_json(row) | {
+        "events": [
+            {"action": e.action, "at": _iso(e.at), "run_id": e.run_id, "severity": e.severity, "status": e.status,
+             "details": e.details}
+            for e in events
+        ]
+    }
+
+
+def open_alerts_csv(conn: Connection, tenant: str) -> str:
+    """A tenant's open (active and suppressed) alerts as CSV, for the customer report."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LIST_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for status in ("active", "suppressed"):
+        writer.writerows(list_alerts(conn, tenant, status))
+    return buffer.getvalue()

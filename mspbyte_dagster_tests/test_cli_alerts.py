@@ -1,0 +1,99 @@
+"""`mspbyte alerts` and `mspbyte thresholds` on both databases."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from mspbyte_dagster.cli import main
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.store.db import engine_for
+from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
+
+LIST_KEYS = {"id", "tenant", "alert_type", "analysis_type", "entity_type", "entity_id", "sku_id", "severity",
+             "status", "first_seen_at", "last_seen_at", "resolved_at"}
+
+
+def mspbyte(*args):
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def tenant_with_alerts(app_env, tmp_path):
+    files = minimal_files(users=3)
+    for active in files["users"]:
+        active["signInActivity"] = {"lastSignInDateTime": "2026-10-30T00:00:00Z"}
+    files["users"].append(user("old", createdDateTime="2020-01-01T00:00:00Z",
+                               signInActivity={"lastSignInDateTime": "2025-01-01T00:00:00Z"}))
+    files["users"].append(user("gone", enabled=False, assignedLicenses=[{"skuId": "s1", "disabledPlans": []}]))
+    assert mspbyte("tenants", "import", str(write_folder(tmp_path / "in", files)))[0] == 0
+    result = run_tenant_pass(engine_for(app_env["DATABASE_URL"]), "contoso", STAGES, PassOptions())
+    assert result.status == "succeeded", result.reason
+    return json.loads(mspbyte("alerts", "list", "--tenant", "contoso", "--json")[1])
+
+
+def test_list_json_has_the_documented_fields(tenant_with_alerts):
+    assert tenant_with_alerts and all(LIST_KEYS <= row.keys() for row in tenant_with_alerts)
+    by_type = {row["alert_type"]: row for row in tenant_with_alerts}
+    assert by_type["license_waste"]["sku_id"] == "s1" and by_type["license_waste"]["entity_id"] == "gone"
+    assert by_type["stale_user"]["entity_id"] == "old" and by_type["stale_user"]["status"] == "active"
+    assert by_type["license_unused"]["sku_id"] is None
+
+
+def test_list_filters_by_status_and_refuses_unknown_tenants(tenant_with_alerts):
+    assert json.loads(mspbyte("alerts", "list", "--status", "resolved", "--json")[1]) == []
+    code, _, err = mspbyte("alerts", "list", "--tenant", "nobody")
+    assert code == 2 and "nobody" in err
+
+
+def test_suppress_then_history(tenant_with_alerts):
+    alert = next(r for r in tenant_with_alerts if r["alert_type"] == "stale_user")
+    until = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    code, out, err = mspbyte("alerts", "suppress", str(alert["id"]), "--reason", "on leave", "--until", until, "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "suppressed"
+    history = json.loads(mspbyte("alerts", "history", str(alert["id"]), "--json")[1])
+    assert [e["action"] for e in history["events"]] == ["created", "suppressed"]
+    assert history["events"][1]["details"]["reason"] == "on leave"
+
+
+@pytest.mark.parametrize(
+    ("days", "reason", "message"),
+    [(120, "too long", "more than 90 days"), (-1, "in the past", "not in the future"), (10, " ", "needs a reason")],
+)
+def test_suppression_needs_a_reason_and_an_expiry_within_90_days(tenant_with_alerts, days, reason, message):
+    alert = tenant_with_alerts[0]
+    until = (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%d")
+    code, _, err = mspbyte("alerts", "suppress", str(alert["id"]), "--reason", reason, "--until", until)
+    assert code == 2 and message in err
+    assert json.loads(mspbyte("alerts", "list", "--status", "suppressed", "--json")[1]) == []
+
+
+def test_an_unknown_alert_id_is_named(tenant_with_alerts):
+    code, _, err = mspbyte("alerts", "history", "999999")
+    assert code == 2 and "999999" in err
+
+
+def test_export_writes_the_open_alerts_as_csv(tenant_with_alerts, tmp_path):
+    target = tmp_path / "open.csv"
+    assert mspbyte("alerts", "export", "--tenant", "contoso", "--out", str(target))[0] == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == len(tenant_with_alerts)
+    assert {row["alert_type"] for row in rows} == {row["alert_type"] for row in tenant_with_alerts}
+
+
+def test_thresholds_change_the_next_pass(tenant_with_alerts, app_env):
+    assert json.loads(mspbyte("thresholds", "get", "contoso", "--json")[1]) == {
+        "stale_days": 90, "unused_license_threshold": 1}
+    code, _, err = mspbyte("thresholds", "set", "contoso", "stale_days", "0")
+    assert code == 2 and "out of range" in err
+    assert mspbyte("thresholds", "set", "contoso", "stale_days", "1000")[0] == 0
+    run_tenant_pass(engine_for(app_env["DATABASE_URL"]), "contoso", STAGES, PassOptions())
+    stale = [r for r in json.loads(mspbyte("alerts", "list", "--json")[1]) if r["alert_type"] == "stale_user"]
+    assert [r["status"] for r in stale] == ["resolved"]

@@ -1,0 +1,210 @@
+"""TenantContext: the legacy and the new path read the same tenant, and a kept context is reused only when current."""
+
+import copy
+import shutil
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from mspbyte_dagster.lib.context import DataContextLoader
+from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
+from mspbyte_dagster.lib.legacy import LegacyContextLoader
+from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
+from mspbyte_dagster.lib.onboarding import import_folders
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.store.context_store import ContextStore
+from mspbyte_dagster.lib.store.db import engine_for, upgrade
+from mspbyte_dagster.lib.store.schema import findings, pipeline_ledger
+from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+from mspbyte_dagster.lib.store.tenants import set_threshold
+from mspbyte_dagster.lib.synthetic import write_snapshots
+from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL, _empty_postgres
+from mspbyte_dagster_tests.graph_builders import (
+    assignment,
+    directory,
+    edges,
+    licensed,
+    policy,
+    role,
+    sku,
+    users_in,
+)
+from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user
+
+LINK = ("m365_snapshot", "entities", "tenant_context", "relationships")
+LEGACY = PassOptions(flags=FeatureFlagManager(FLAG_DEFAULTS, runtime={"batch_loading": RuntimeFlag(rollout=0)}))
+CONTEXT_FIELDS = ("users", "groups", "roles", "policies", "skus", "group_users", "user_groups", "role_holders",
+                  "user_roles", "role_via_groups", "user_skus", "sku_holders", "policy_users", "user_policies",
+                  "admins", "guests", "entity_ids", "states", "tenant_data", "header")
+SIZES = (10, 300)
+
+
+@pytest.fixture(scope="module")
+def synthetic_tenants(tmp_path_factory):
+    """Four synthetic tenants (every variant) per size, generated once: {users: folders}."""
+    return {users: write_snapshots(tmp_path_factory.mktemp(f"synthetic-{users}"), tenants=4, users=users, seed=users)
+            for users in SIZES}
+
+
+@pytest.fixture(scope="module")
+def second_postgres_url():
+    """A second migrated PostgreSQL database, for the path that must start from a database of its own."""
+    name = f"mspbyte_test_{uuid.uuid4().hex[:10]}_b"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(engine_for(url))
+    yield url
+    engine_for(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engines(request, engine, database_url, tmp_path):
+    """Two fresh app databases of the fixture's kind: (for the new path, for the legacy path)."""
+    if database_url.startswith("sqlite"):
+        path = tmp_path / "legacy.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        other = f"sqlite:///{path}"
+    else:
+        other = request.getfixturevalue("second_postgres_url")
+        _empty_postgres(other)
+    yield engine, engine_for(other)
+    if other.startswith("sqlite"):
+        engine_for(other).dispose()
+
+
+def import_and_run(engine, store, folders, stages, options=PassOptions()) -> list[str]:
+    """Import the folders and run `stages` for each tenant; returns the tenant keys."""
+    keys = [imported.tenant for imported in import_folders(engine, SnapshotStore(store), folders)]
+    for key in keys:
+        result = run_tenant_pass(engine, key, stages, options)
+        assert result.status == "succeeded", (key, result.reason)
+    return keys
+
+
+def fields(context) -> dict:
+    return {name: getattr(context, name) for name in CONTEXT_FIELDS}
+
+
+@pytest.mark.parametrize("users", SIZES)
+def test_legacy_and_new_paths_give_the_same_context_and_edges(engines, tmp_path, synthetic_tenants, users):
+    """Each path links four synthetic tenants (every variant) in a database of its own."""
+    new_engine, legacy_engine = engines
+    keys = import_and_run(new_engine, tmp_path / "new", synthetic_tenants[users], LINK)
+    import_and_run(legacy_engine, tmp_path / "legacy", synthetic_tenants[users], LINK, LEGACY)
+    with new_engine.connect() as conn:
+        contexts = [(DataContextLoader(conn).load(key), LegacyContextLoader(conn).load(key)) for key in keys]
+    for new, legacy in contexts:
+        assert fields(new) == fields(legacy)
+        assert len(new.users) == users and new.admins and new.user_groups and new.user_skus
+    assert any(new.guests for new, _ in contexts) and any(any(new.policy_users.values()) for new, _ in contexts)
+    kinds = set()
+    for key in keys:
+        written = edges(new_engine, key)
+        assert edges(legacy_engine, key) == written
+        kinds |= {kind for kind, _, _ in written}
+    assert kinds == set(RELATIONSHIP_TYPES)
+
+
+def linked_every_way() -> dict[str, object]:
+    return directory(
+        [licensed("u0", "s1"), licensed("u1", "s2")],
+        groups={"g1": users_in("u0"), "g2": users_in("u1")},
+        roles=[role("r1"), role("r2")],
+        assignments=[assignment("u0", "r1"), assignment("u1", "r2")],
+        policies=[policy("p1", includeUsers=["u0"]), policy("p2", includeUsers=["All"])],
+        skus=[sku("s1"), sku("s2")],
+    )
+
+
+def _drop_group(files):
+    files["groups"] = [g for g in files["groups"] if g["id"] != "g1"]
+    del files["group_members"]["g1"]
+
+
+def _drop_role(files):
+    files["role_definitions"] = [r for r in files["role_definitions"] if r["id"] != "r1"]
+    files["role_assignments"] = [a for a in files["role_assignments"] if a["roleDefinitionId"] != "r1"]
+
+
+def _drop_policy(files):
+    files["conditional_access_policies"] = [p for p in files["conditional_access_policies"] if p["id"] != "p1"]
+
+
+def _drop_sku(files):
+    files["subscribed_skus"] = [s for s in files["subscribed_skus"] if s["skuId"] != "s1"]
+    files["users"][0]["assignedLicenses"] = []
+
+
+VANISHING = {"g1": _drop_group, "r1": _drop_role, "p1": _drop_policy, "s1": _drop_sku}
+
+
+@pytest.mark.parametrize("parent", VANISHING)
+def test_both_linkers_remove_the_edges_of_a_group_role_policy_or_sku_that_disappears(engines, tmp_path, parent):
+    """REFERENCE k3 (edges never removed) is not to be copied by either path."""
+    later = linked_every_way()
+    VANISHING[parent](later)
+    new_engine, legacy_engine = engines
+    written = {}
+    for path, engine, options in (("new", new_engine, PassOptions()), ("legacy", legacy_engine, LEGACY)):
+        import_files(engine, tmp_path / path, linked_every_way())
+        assert run_tenant_pass(engine, "contoso", LINK, options).status == "succeeded"
+        import_files(engine, tmp_path / path, later)
+        assert run_tenant_pass(engine, "contoso", LINK, options).status == "succeeded"
+        written[path] = edges(engine)
+        assert not [edge for edge in written[path] if edge[1] == parent], path
+    assert written["legacy"] == written["new"]
+
+
+def ledger_modules(engine, tenant="contoso") -> dict[str, int]:
+    """Statements per module of the tenant's latest pass."""
+    with engine.connect() as conn:
+        row = conn.execute(select(pipeline_ledger.c.details).where(pipeline_ledger.c.tenant == tenant)
+                           .order_by(pipeline_ledger.c.id.desc())).first()
+    return row.details["query_stats"]["by_module"]
+
+
+def test_a_findings_run_after_a_full_pass_reuses_the_kept_context(engine, tmp_path):
+    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+    import_files(engine, tmp_path / "store", minimal_files())
+    full = run_tenant_pass(engine, "contoso", STAGES, options)
+    assert ledger_modules(engine)["DataContextLoader"] > 0
+    subset = run_tenant_pass(engine, "contoso", ("findings",), options)
+    assert subset.status == "succeeded", subset.reason
+    assert ledger_modules(engine).get("DataContextLoader", 0) == 0
+    assert subset.stages["findings"]["by_alert_type"] == full.stages["findings"]["by_alert_type"] != {}
+
+
+def test_a_context_kept_from_an_older_snapshot_is_not_used(engine, tmp_path):
+    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+    files = minimal_files()
+    import_files(engine, tmp_path / "store", files)
+    assert run_tenant_pass(engine, "contoso", STAGES, options).status == "succeeded"
+    newer = copy.deepcopy(files)
+    newer["users"].append(user("leaver", enabled=False, assignedLicenses=[{"skuId": "s1", "disabledPlans": []}]))
+    import_files(engine, tmp_path / "store", newer)
+    assert run_tenant_pass(engine, "contoso", ("entities",), options).status == "succeeded"
+    subset = run_tenant_pass(engine, "contoso", ("findings",), options)
+    assert subset.status == "succeeded", subset.reason
+    assert ledger_modules(engine)["DataContextLoader"] > 0
+    with engine.connect() as conn:
+        waste = conn.execute(select(findings.c.entity_id).where(findings.c.alert_type == "license_waste")).scalars()
+        assert set(waste) == {"leaver"}
+
+
+def test_a_context_kept_before_a_threshold_changed_is_not_used(engine, tmp_path):
+    """`mspbyte thresholds set`: "the tenant's next pass uses it", a findings-only pass included."""
+    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+    import_files(engine, tmp_path / "store", minimal_files())  # s1: 5 bought, 1 assigned
+    assert run_tenant_pass(engine, "contoso", STAGES, options).stages["findings"]["by_alert_type"]["license_unused"]
+    with engine.begin() as conn:
+        set_threshold(conn, "contoso", "unused_license_threshold", 10)
+    subset = run_tenant_pass(engine, "contoso", ("findings",), options)
+    assert subset.status == "succeeded", subset.reason
+    assert "license_unused" not in subset.stages["findings"]["by_alert_type"]

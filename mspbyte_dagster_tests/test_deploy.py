@@ -1,0 +1,44 @@
+"""The production instance config loads against a real PostgreSQL, with every {env: X} it names."""
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from dagster import DagsterInstance
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def test_every_env_the_production_config_names_is_documented():
+    names = set(re.findall(r"^\s+env: (\w+)$", (DEPLOY / "dagster.yaml").read_text(), re.MULTILINE))
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert names == {"DAGSTER_PG_URL", "MAX_CONCURRENT_JOBS"}
+    assert all(f"`{name}`" in readme for name in names)
+
+
+def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeypatch):
+    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql", database=name)
+        monkeypatch.setenv("DAGSTER_PG_URL", url.render_as_string(hide_password=False))
+        monkeypatch.setenv("MAX_CONCURRENT_JOBS", "3")
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 3
+            assert instance.run_monitoring_enabled
+            instance.add_dynamic_partitions("tenants", ["contoso"])
+            assert instance.get_dynamic_partitions("tenants") == ["contoso"]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,124 @@
+"""Run-time flag changes: durable in the app database or Redis, seen by every process, env until reset."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from mspbyte_dagster.cli import main
+from mspbyte_dagster.lib.flag_store import DatabaseFlagStore, FlagStoreUnavailable, RedisFlagStore, load_flags
+from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, UnknownFlagError
+from mspbyte_dagster.lib.store.tenants import upsert_tenant
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+DOWN_REDIS_URL = "redis://127.0.0.1:6390/0"  # nothing listens there: a Redis that is down
+
+
+@pytest.fixture
+def tenants(engine):
+    with engine.begin() as conn:
+        for key in ("contoso", "fabrikam"):
+            upsert_tenant(conn, key, key.title(), None)
+    return engine
+
+
+@pytest.fixture(params=["database", "redis"])
+def store(request, tenants):
+    if request.param == "database":
+        yield DatabaseFlagStore(tenants)
+        return
+    prefix = f"mspbyte-test:{uuid.uuid4().hex[:8]}"
+    yield RedisFlagStore(REDIS_URL, tenants, prefix=prefix)
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
+def flags(store):
+    return load_flags(store, FLAG_DEFAULTS)
+
+
+def test_a_runtime_switch_beats_the_environment_until_reset(store):
+    store.set_enabled("unified_analyzer", False)
+    assert flags(store).status("unified_analyzer", "contoso").source == "global_off"
+    store.reset("unified_analyzer")
+    status = flags(store).status("unified_analyzer", "contoso")
+    assert status.effective and status.source == "env"
+
+
+def test_rollout_is_stored_and_reset(store):
+    store.set_rollout("new_pipeline", 0)
+    status = flags(store).status("new_pipeline", "contoso")
+    assert (status.effective, status.source, status.rollout) == (False, "runtime", 0)
+    store.reset("new_pipeline")
+    assert flags(store).status("new_pipeline", "contoso").rollout == 100
+
+
+def test_override_wins_over_rollout_but_not_over_global_off(store):
+    store.set_rollout("batch_loading", 0)
+    store.set_override("batch_loading", "contoso", True)
+    assert flags(store).status("batch_loading", "contoso").source == "override"
+    assert not flags(store).is_enabled("batch_loading", "fabrikam")
+    store.set_enabled("batch_loading", False)
+    assert flags(store).status("batch_loading", "contoso").source == "global_off"
+    store.reset("batch_loading")  # reset keeps overrides
+    assert flags(store).status("batch_loading", "contoso").override is True
+    store.set_override("batch_loading", "contoso", None)
+    assert flags(store).status("batch_loading", "contoso").override is None
+
+
+def test_bad_changes_are_refused_and_nothing_is_applied(store):
+    with pytest.raises(UnknownFlagError, match="new_pipeline"):
+        store.set_enabled("turbo", True)
+    with pytest.raises(ValueError, match="0..100"):
+        store.set_rollout("new_pipeline", 101)
+    with pytest.raises(LookupError, match="nobody"):
+        store.set_override("new_pipeline", "nobody", True)
+    manager = flags(store)
+    assert all(s.source in ("env", "global_off") and s.override_count == 0 for s in manager.statuses("contoso"))
+
+
+def test_redis_down_reads_fall_back_to_the_environment_with_a_warning(tenants, caplog):
+    down = RedisFlagStore(DOWN_REDIS_URL, tenants)
+    manager = load_flags(down, FLAG_DEFAULTS)
+    assert manager.status("new_pipeline", "contoso").source == "env"
+    assert "flag store unreachable" in caplog.text
+
+
+def test_redis_down_refuses_writes_clearly(tenants):
+    with pytest.raises(FlagStoreUnavailable, match="nothing was applied"):
+        RedisFlagStore(DOWN_REDIS_URL, tenants).set_enabled("new_pipeline", False)
+
+
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_a_second_process_sees_a_change(app_env, tmp_path, monkeypatch, backend):
+    from mspbyte_dagster_tests.snapshots import minimal_files, write_folder
+
+    env = dict(os.environ)
+    if backend == "redis":
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/15"  # a database of its own: flushed before and after
+        monkeypatch.setenv("REDIS_URL", env["REDIS_URL"])
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    runner = CliRunner()
+    assert runner.invoke(main, ["tenants", "import", str(write_folder(tmp_path / "c", minimal_files()))]).exit_code == 0
+    result = runner.invoke(main, ["flags", "override", "alert_manager", "contoso", "off", "--json"])
+    assert result.exit_code == 0, result.output
+    other = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "mspbyte"), "flags", "status", "alert_manager", "--tenant",
+         "contoso", "--json"], capture_output=True, text=True, env=env, check=True,
+    )
+    status = json.loads(other.stdout)
+    assert (status["effective"], status["source"]) == (False, "override")
+    if backend == "redis":
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+def test_cli_refuses_a_write_when_redis_is_down(app_env, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", DOWN_REDIS_URL)
+    result = CliRunner().invoke(main, ["flags", "set", "new_pipeline", "off"])
+    assert result.exit_code == 1 and "nothing was applied" in result.stderr

@@ -1,0 +1,212 @@
+"""RULES "Who is who" and "Which policies apply", as the linker writes them to entity_relationships.
+
+Each test imports a small snapshot and runs the pass up to `relationships`, on
+SQLite and PostgreSQL, then reads the edges back by external id.
+"""
+
+import copy
+
+import pytest
+
+from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
+from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
+from mspbyte_dagster_tests.graph_builders import (
+    assignment,
+    directory,
+    edges,
+    groups_in,
+    licensed,
+    linked,
+    policy,
+    role,
+    sku,
+    users,
+    users_in,
+)
+from mspbyte_dagster_tests.snapshots import import_files, user
+
+LINK = ("m365_snapshot", "entities", "tenant_context", "relationships")
+NONE = dict.fromkeys(RELATIONSHIP_TYPES, 0)
+
+
+@pytest.fixture
+def link(engine, tmp_path):
+    """Import a snapshot (a callable: files -> the relationships stage's figures) and link it."""
+
+    def run(files):
+        import_files(engine, tmp_path / "store", files)
+        result = run_tenant_pass(engine, "contoso", LINK, PassOptions(lease_wait_seconds=1))
+        assert result.status == "succeeded", result.reason
+        return result.stages["relationships"]
+
+    return run
+
+
+def test_a_policy_for_all_users_applies_to_every_user(link, engine):
+    link(directory([*users("u0", "u1"), user("off", enabled=False), user("guest", user_type="Guest")],
+                   policies=[policy("p1", includeUsers=["All"])]))
+    assert linked(engine, "applies_to", "p1") == {"u0", "u1", "off", "guest"}
+
+
+def test_an_excluded_group_wins_over_an_include(link, engine):
+    link(directory(
+        users("u0", "u1", "u2"),
+        groups={"break-glass": users_in("u0")},
+        policies=[policy("named", includeUsers=["u0", "u1"], excludeGroups=["break-glass"]),
+                  policy("all", includeUsers=["All"], excludeGroups=["break-glass"])],
+    ))
+    assert linked(engine, "applies_to", "named") == {"u1"}
+    assert linked(engine, "applies_to", "all") == {"u1", "u2"}
+
+
+def test_an_excluded_role_wins_over_all_users(link, engine):
+    link(directory(users("u0", "u1", "u2"), roles=[role("r1")], assignments=[assignment("u0", "r1")],
+                   policies=[policy("p1", includeUsers=["All"], excludeRoles=["r1"])]))
+    assert linked(engine, "applies_to", "p1") == {"u1", "u2"}
+
+
+def test_membership_is_transitive_through_nested_groups(link, engine):
+    link(directory(users("u0", "u1", "u2"),
+                   groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("C"),
+                           "C": users_in("u2")}))
+    assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "member_of"} == {
+        ("A", "u0"): {"direct": True}, ("A", "u1"): {"direct": False}, ("A", "u2"): {"direct": False},
+        ("B", "u1"): {"direct": True}, ("B", "u2"): {"direct": False},
+        ("C", "u2"): {"direct": True},
+    }
+
+
+def test_a_policy_on_a_group_applies_to_the_members_of_its_nested_groups(link, engine):
+    link(directory(users("u0", "u1", "u2"), groups={"A": groups_in("B"), "B": users_in("u1")},
+                   policies=[policy("p1", includeGroups=["A"])]))
+    assert linked(engine, "applies_to", "p1") == {"u1"}
+
+
+def test_a_membership_cycle_ends_and_gives_both_memberships(link, engine):
+    link(directory(users("u0", "u1"),
+                   groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("A")}))
+    assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "member_of"} == {
+        ("A", "u0"): {"direct": True}, ("A", "u1"): {"direct": False},
+        ("B", "u1"): {"direct": True}, ("B", "u0"): {"direct": False},
+    }
+
+
+def test_policies_target_roles_by_template_id_and_assignments_name_the_definition_id(link, engine):
+    link(directory(
+        users("u0", "u1"),
+        roles=[role("definition-7", template_id="template-7")],
+        assignments=[assignment("u0", "definition-7")],
+        policies=[policy("by-template", includeRoles=["template-7"]),
+                  policy("by-definition-id", includeRoles=["definition-7"])],
+    ))
+    assert linked(engine, "assigned_role") == {("definition-7", "u0")}
+    assert linked(engine, "applies_to", "by-template") == {"u0"}
+    assert linked(engine, "applies_to", "by-definition-id") == set()
+
+
+def test_a_role_held_through_a_group_is_assigned_to_its_transitive_members(link, engine):
+    link(directory(users("u0", "u1", "u2", "u3"),
+                   groups={"admins": users_in("u0") + groups_in("inner"), "inner": users_in("u1")},
+                   roles=[role("r1")], assignments=[assignment("admins", "r1"), assignment("u2", "r1")]))
+    assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "assigned_role"} == {
+        ("r1", "u0"): {"direct": False, "via_groups": ["admins"]},
+        ("r1", "u1"): {"direct": False, "via_groups": ["admins"]},
+        ("r1", "u2"): {"direct": True, "via_groups": []},
+    }
+
+
+def test_a_role_targeted_policy_applies_to_holders_through_a_group(link, engine):
+    link(directory(users("u0", "u1"), groups={"admins": users_in("u0")}, roles=[role("r1")],
+                   assignments=[assignment("admins", "r1")], policies=[policy("p1", includeRoles=["r1"])]))
+    assert linked(engine, "applies_to", "p1") == {"u0"}
+
+
+def test_guests_or_external_users_targets_guests_only(link, engine):
+    link(directory([*users("u0", "u1"), *users("g0", "g1", user_type="Guest")],
+                   policies=[policy("p1", includeUsers=["GuestsOrExternalUsers"])]))
+    assert linked(engine, "applies_to", "p1") == {"g0", "g1"}
+
+
+@pytest.mark.parametrize("state", ["disabled", "enabledForReportingButNotEnforced"])
+def test_a_policy_that_is_not_enabled_applies_to_nobody(link, engine, state):
+    counts = link(directory(users("u0", "u1"), groups={"g1": users_in("u0")},
+                            policies=[policy("p1", state, includeUsers=["All"], includeGroups=["g1"])]))
+    assert linked(engine, "applies_to") == set()
+    assert counts["edges"]["applies_to"] == 0
+
+
+def test_each_assigned_sku_gives_a_licence_edge(link, engine):
+    link(directory([licensed("u0", "s1", "s2"), licensed("u1", "s1"), licensed("u2"), licensed("u3", "unsubscribed")],
+                   skus=[sku("s1"), sku("s2"), sku("s3")]))
+    assert linked(engine, "has_license") == {("s1", "u0"), ("s2", "u0"), ("s1", "u1")}
+
+
+def everything() -> dict[str, object]:
+    """Two users linked every way: a group, a role, a policy and a licence each."""
+    return directory(
+        [licensed("u0", "s1"), licensed("u1", "s1")],
+        groups={"g1": users_in("u0", "u1")},
+        roles=[role("r1")],
+        assignments=[assignment("u0", "r1"), assignment("u1", "r1")],
+        policies=[policy("p1", includeUsers=["All"])],
+        skus=[sku("s1")],
+    )
+
+
+def _leave_group(files):
+    files["group_members"]["g1"] = users_in("u1")
+
+
+def _lose_role(files):
+    files["role_assignments"] = [a for a in files["role_assignments"] if a["principalId"] != "u0"]
+
+
+def _lose_licence(files):
+    files["users"][0]["assignedLicenses"] = []
+
+
+REMOVALS = {
+    "membership": (_leave_group, ("member_of", "g1", "u0")),
+    "role assignment": (_lose_role, ("assigned_role", "r1", "u0")),
+    "licence": (_lose_licence, ("has_license", "s1", "u0")),
+}
+
+
+@pytest.mark.parametrize("change", REMOVALS)
+def test_an_edge_goes_when_its_membership_role_or_licence_goes(link, engine, change):
+    files = everything()
+    link(files)
+    before = edges(engine)
+    remove, gone = REMOVALS[change]
+    changed = copy.deepcopy(files)
+    remove(changed)
+    counts = link(changed)
+    assert gone in before
+    assert edges(engine).keys() == before.keys() - {gone}
+    assert counts["removed"] == NONE | {gone[0]: 1}
+    assert counts["created"] == NONE
+
+
+def test_a_user_removed_from_the_directory_loses_its_edges_even_while_a_group_still_lists_it(link, engine):
+    """Graph's reads are not atomic: group_members may still name a user that users.json no longer has."""
+    files = everything()
+    link(files)
+    gone = copy.deepcopy(files)
+    gone["users"] = [u for u in gone["users"] if u["id"] != "u0"]
+    counts = link(gone)
+    assert edges(engine).keys() == {("member_of", "g1", "u1"), ("assigned_role", "r1", "u1"),
+                                    ("applies_to", "p1", "u1"), ("has_license", "s1", "u1")}
+    assert counts["removed"] == dict.fromkeys(RELATIONSHIP_TYPES, 1)
+
+
+def test_an_unchanged_second_pass_creates_updates_and_removes_nothing(link, engine):
+    files = everything()
+    files["groups"].append({"id": "outer", "displayName": "Outer", "securityEnabled": True, "mailEnabled": False})
+    files["group_members"]["outer"] = groups_in("g1")
+    files["role_assignments"].append(assignment("outer", "r1"))
+    first = link(files)
+    before = edges(engine)
+    second = link(copy.deepcopy(files))
+    assert second["created"] == second["removed"] == NONE and second["updated"] == 0
+    assert second["edges"] == first["edges"]
+    assert edges(engine) == before
