@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,20 +20,36 @@ POSTGRES_ADMIN_URL = os.environ.get("MSPBYTE_TEST_POSTGRES_URL", "postgresql://p
 DATABASES = ("sqlite", "postgresql")
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
-    name = f"mspbyte_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def scratch_postgres(suffix: str = ""):
+    """A fresh, migrated PostgreSQL database on the test server, dropped afterwards."""
+    name = f"mspbyte_test_{uuid.uuid4().hex[:10]}{suffix}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(engine_for(url))
-    yield url
-    engine_for(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        upgrade(engine_for(url))
+        yield url
+    finally:
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The test session's PostgreSQL database."""
+    with scratch_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def second_postgres_url():
+    """A second database, for a path that must start from a database of its own."""
+    with scratch_postgres("_b") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +119,11 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     write_snapshots(out, tenants=4, users=40, seed=3)
     return out
+
+
+@pytest.fixture
+def tenant(engine, tmp_path):
+    """The tenant `contoso` on the test's database (SQLite and PostgreSQL), driven pass by pass."""
+    from mspbyte_dagster_tests.rules import Tenant
+
+    return Tenant(engine, tmp_path)

@@ -77,3 +77,15 @@ def import_files(engine, store_root: Path, files: dict[str, object], name: str =
 
     folder = write_folder(store_root.parent / "incoming" / f"{name}-{len(list(store_root.parent.glob('incoming/*')))}", files)
     return import_folders(engine, SnapshotStore(store_root), [folder])[0]
+
+
+def mspbyte(*args: str) -> tuple[int, str, str]:
+    """Run the `mspbyte` command in-process: (exit code, stdout, stderr); unexpected errors propagate."""
+    from click.testing import CliRunner
+
+    from mspbyte_dagster.cli import main
+
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr

@@ -2,14 +2,12 @@
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from mspbyte_dagster.lib.store.schema import entities
 from mspbyte_dagster_tests.rules import (
     CAPTURED,
     LIFECYCLE_COUNTS,
-    Tenant,
     admin,
     ca_policy,
     captured_later,
@@ -20,13 +18,6 @@ from mspbyte_dagster_tests.rules import (
     sku,
     tenant_files,
 )
-
-
-@pytest.fixture
-def tenant(engine, tmp_path) -> Tenant:
-    """The tenant `contoso` on the test's database (SQLite and PostgreSQL)."""
-    return Tenant(engine, tmp_path)
-
 
 MFA_FOR_ALL = ca_policy("p-mfa")
 BLOCK = ca_policy("p-block", grant=["block"])  # blocks legacy auth, applies to all, requires no MFA

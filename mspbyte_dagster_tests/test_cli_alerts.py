@@ -6,22 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 
-from mspbyte_dagster.cli import main
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
+from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
 
 LIST_KEYS = {"id", "tenant", "alert_type", "analysis_type", "entity_type", "entity_id", "sku_id", "severity",
              "status", "first_seen_at", "last_seen_at", "resolved_at"}
 
-
-def mspbyte(*args):
-    result = CliRunner().invoke(main, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

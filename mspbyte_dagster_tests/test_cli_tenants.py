@@ -3,22 +3,13 @@
 import json
 import shutil
 
-from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
-from mspbyte_dagster.cli import main
 from mspbyte_dagster.cli.run import tenant_ranges
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import snapshots, tenants
-from mspbyte_dagster_tests.snapshots import minimal_files, write_folder
-
-
-def mspbyte(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 
 
 def row_counts(url: str) -> tuple[int, int]:

@@ -2,11 +2,9 @@
 
 import copy
 import shutil
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from mspbyte_dagster.lib.context import DataContextLoader
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
@@ -15,12 +13,12 @@ from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.context_store import ContextStore
-from mspbyte_dagster.lib.store.db import engine_for, upgrade
+from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import findings, pipeline_ledger
 from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.store.tenants import set_threshold
 from mspbyte_dagster.lib.synthetic import write_snapshots
-from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL, _empty_postgres
+from mspbyte_dagster_tests.conftest import _empty_postgres
 from mspbyte_dagster_tests.graph_builders import (
     assignment,
     directory,
@@ -46,22 +44,6 @@ def synthetic_tenants(tmp_path_factory):
     """Four synthetic tenants (every variant) per size, generated once: {users: folders}."""
     return {users: write_snapshots(tmp_path_factory.mktemp(f"synthetic-{users}"), tenants=4, users=users, seed=users)
             for users in SIZES}
-
-
-@pytest.fixture(scope="module")
-def second_postgres_url():
-    """A second migrated PostgreSQL database, for the path that must start from a database of its own."""
-    name = f"mspbyte_test_{uuid.uuid4().hex[:10]}_b"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(engine_for(url))
-    yield url
-    engine_for(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture

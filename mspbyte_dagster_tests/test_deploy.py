@@ -5,13 +5,18 @@ import shutil
 import uuid
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance, asset, materialize
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+@asset
+def probe() -> int:
+    return 1
 
 
 def test_every_env_the_production_config_names_is_documented():
@@ -28,7 +33,8 @@ def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeyp
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
-        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql", database=name)
+        # dagster-postgres speaks psycopg2: SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
+        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg2", database=name)
         monkeypatch.setenv("DAGSTER_PG_URL", url.render_as_string(hide_password=False))
         monkeypatch.setenv("MAX_CONCURRENT_JOBS", "3")
         with DagsterInstance.from_config(str(tmp_path)) as instance:
@@ -38,6 +44,8 @@ def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeyp
             assert instance.run_monitoring_enabled
             instance.add_dynamic_partitions("tenants", ["contoso"])
             assert instance.get_dynamic_partitions("tenants") == ["contoso"]
+            assert materialize([probe], instance=instance).success  # events stored (LISTEN/NOTIFY and all)
+            assert instance.get_latest_materialization_event(AssetKey("probe")) is not None
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -14,11 +14,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from dagster import AssetKey, DagsterEventType, DagsterInstance, EnvVar
 from sqlalchemy import select
 
-from mspbyte_dagster.cli import main
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
 from mspbyte_dagster.defs.resources import GraphResource
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
@@ -40,18 +38,12 @@ from mspbyte_dagster_tests.graph_fixtures import (
     tenant_doc,
     use_graph,
 )
-from mspbyte_dagster_tests.snapshots import minimal_files, write_folder
+from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 
 graph = pytest.fixture(synthetic_graph, name="graph")
 
 GOOD, FILES, FAILING, ALSO_GOOD = "synth-3-000", "synth-3-001", "synth-3-002", "synth-3-003"
 
-
-def mspbyte(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def add_from_folder(folder: Path, azure_id: str | None = None) -> None:

@@ -13,7 +13,6 @@ from mspbyte_dagster_tests.rules import (
     BLOCK_LEGACY,
     MFA_FILES,
     MFA_POLICY_TYPES,
-    Tenant,
     admin,
     ca_policy,
     damaged,
@@ -23,13 +22,6 @@ from mspbyte_dagster_tests.rules import (
     sku,
     tenant_files,
 )
-
-
-@pytest.fixture
-def tenant(engine, tmp_path) -> Tenant:
-    """The tenant `contoso` on the test's database (SQLite and PostgreSQL)."""
-    return Tenant(engine, tmp_path)
-
 
 HOW = pytest.mark.parametrize("how", ["missing", "incomplete"])
 REPORT_ONLY = "enabledForReportingButNotEnforced"

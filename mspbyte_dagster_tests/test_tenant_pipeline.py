@@ -2,25 +2,17 @@
 
 
 import pytest
-from click.testing import CliRunner
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 from sqlalchemy import func, select, text
 
-from mspbyte_dagster.cli import main
 from mspbyte_dagster.definitions import defs
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger
-from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
+from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
 
 KEYS = ["alpha", "bravo", "charlie"]
 
-
-def mspbyte(*args):
-    result = CliRunner().invoke(main, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
