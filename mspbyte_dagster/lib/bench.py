@@ -114,7 +114,9 @@ def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bo
     return total
 
 
-def run_bench(configured_url: str, users: int, tenants: int, seed: int = 1, with_memory: bool = True) -> dict:
+def run_bench(
+    configured_url: str, users: int, tenants: int, seed: int = 1, with_memory: bool = True, legacy: bool = True
+) -> dict:
     with scratch_database(configured_url) as (engine, kind), tempfile.TemporaryDirectory() as folder:
         upgrade(engine)
         folders = write_snapshots(Path(folder) / "synth", tenants, users, seed)
@@ -124,17 +126,18 @@ def run_bench(configured_url: str, users: int, tenants: int, seed: int = 1, with
             run_tenant_pass(engine, key, ("m365_snapshot", "entities"), PassOptions())
         # Peak memory is traced (a second run) on the new path only: tracing the legacy path's
         # hundreds of thousands of statements would take long and says nothing the budget needs.
-        paths = {path: _path_figures(engine, keys, path, with_memory and path == "new") for path in PATHS}
+        chosen = PATHS if legacy else ("new",)
+        paths = {path: _path_figures(engine, keys, path, with_memory and path == "new") for path in chosen}
     stages = {}
     for stage in BENCH_STAGES:
-        new, legacy = paths["new"][stage], paths["legacy"][stage]
+        new, old = paths["new"][stage], paths.get("legacy", {}).get(stage)
         stages[stage] = {
             "new": _rounded(new),
-            "legacy": _rounded(legacy),
+            "legacy": _rounded(old) if old else None,
             "ratio": {
-                "queries": round(legacy["queries"] / max(new["queries"], 1), 1),
-                "seconds": round(legacy["seconds"] / max(new["seconds"], 1e-6), 1),
-            },
+                "queries": round(old["queries"] / max(new["queries"], 1), 1),
+                "seconds": round(old["seconds"] / max(new["seconds"], 1e-6), 1),
+            } if old else None,
         }
     return {
         "database": kind,

@@ -20,10 +20,10 @@ RELATIONSHIP_TYPES = ("member_of", "assigned_role", "applies_to", "has_license")
 EdgeKey = tuple[str, int, int]  # (relationship type, parent entity id, child entity id)
 
 
-def desired_edges(context: TenantContext) -> dict[EdgeKey, dict]:
+def desired_edges(context: TenantContext) -> dict[EdgeKey, dict | None]:
     """Every edge the context implies, with its details (direct or through which groups)."""
     ids = context.entity_ids
-    edges: dict[EdgeKey, dict] = {}
+    edges: dict[EdgeKey, dict | None] = {}  # None: an edge with nothing to say (no JSON to write)
     for gid, users in context.group_users.items():
         direct = {m["id"] for m in context.groups[gid].get("members") or []}
         for uid in users:
@@ -35,12 +35,12 @@ def desired_edges(context: TenantContext) -> dict[EdgeKey, dict]:
             edges[("assigned_role", ids[("role", rid)], ids[("user", uid)])] = {"direct": direct, "via_groups": via}
     for pid, users in context.policy_users.items():
         for uid in users:
-            edges[("applies_to", ids[("policy", pid)], ids[("user", uid)])] = {}
+            edges[("applies_to", ids[("policy", pid)], ids[("user", uid)])] = None
     for sku_id, holders in context.sku_holders.items():
         if ("sku", sku_id) not in ids:
             continue  # a licence of a sku the tenant no longer subscribes to: no sku entity to link
         for uid in holders:
-            edges[("has_license", ids[("sku", sku_id)], ids[("user", uid)])] = {}
+            edges[("has_license", ids[("sku", sku_id)], ids[("user", uid)])] = None
     return edges
 
 
@@ -85,7 +85,7 @@ class Microsoft365Linker:
         changed = [
             {"edge_id": existing[key].id, "new_details": details}
             for key, details in wanted.items()
-            if key in existing and (existing[key].details or {}) != details
+            if key in existing and existing[key].details != details
         ]
         fresh = []
         for key, details in wanted.items():

@@ -33,7 +33,7 @@ class LegacyLinker:
                     tenant=tenant, data_source_id=source, relationship_type=kind, parent_id=parent,
                     child_id=child, details=details, created_at=now,
                 ))
-            elif (row.details or {}) != details:
+            elif row.details != details:
                 counts.updated += 1
                 self.conn.execute(update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id)
                                   .values(details=details))

@@ -1,0 +1,21 @@
+"""`mspbyte bench` keeps working and its statement counts hold (times are printed, never asserted)."""
+
+import json
+
+from mspbyte_dagster_tests.snapshots import mspbyte
+
+
+def test_bench_prints_both_paths_with_the_query_budgets(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSPBYTE_DATA_DIR", str(tmp_path))
+    code, out, err = mspbyte("bench", "--users", "30", "--json", "--no-memory")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["database"] == "sqlite" and result["users"] == 30
+    stages = result["stages"]
+    assert set(stages) == {"context", "linking", "analysis", "alerts"}
+    assert stages["context"]["new"]["queries"] <= 7 and stages["linking"]["new"]["queries"] <= 8
+    assert stages["alerts"]["new"]["queries"] <= 8
+    for figures in stages.values():
+        assert figures["legacy"]["queries"] > figures["new"]["queries"]
+        assert figures["ratio"]["queries"] > 1
+    assert not (tmp_path / "app.db").exists()  # a scratch database, never the configured one
