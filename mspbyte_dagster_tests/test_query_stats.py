@@ -147,12 +147,13 @@ def test_a_slow_statement_is_logged_with_its_module_duration_and_a_value_free_fi
     caplog.set_level(logging.WARNING, logger="mspbyte_dagster.lib.store.query_stats")
     result = run_tenant_pass(engine, "zq-8675309", STAGES, PassOptions(slow_query_threshold_ms=0))
     logged = slow_logs(caplog)
-    assert len(logged) == result.slow_queries > 0
+    # every statement is logged; the pass's figure stops before the ledger row that records it is written
+    assert len(logged) >= result.slow_queries > 0
     assert {"DataContextLoader", "Microsoft365Linker", "AlertManager"} <= {m.group(1) for m in logged}
     for match in logged:
         assert "8675309" not in match.group(0) and "Quixote" not in match.group(0)
     row = ledger_row(engine, "zq-8675309")
-    assert row.slow_queries == row.queries == row.details["query_stats"]["slow_queries"] > 0
+    assert row.slow_queries == row.queries == row.details["query_stats"]["slow_queries"] == result.slow_queries
 
 
 def test_without_performance_monitoring_statements_are_counted_but_not_timed(engine, tmp_path, caplog):

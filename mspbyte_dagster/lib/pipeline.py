@@ -233,10 +233,15 @@ STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
 
 
 def _run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
-    started, before = time.perf_counter(), stats.total
+    """One stage, with its statements, slow statements and milliseconds added to its figures."""
+    started, before, slow_before = time.perf_counter(), stats.total, len(stats.slow)
     with module(stage):
         figures = STAGE_FUNCTIONS[stage](state)
-    return figures | {"queries": stats.total - before, "milliseconds": round((time.perf_counter() - started) * 1000)}
+    return figures | {
+        "queries": stats.total - before,
+        "slow_queries": len(stats.slow) - slow_before,
+        "milliseconds": round((time.perf_counter() - started) * 1000),
+    }
 
 
 def _shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
@@ -335,6 +340,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
             result.status, result.reason = "failed", f"{type(error).__name__}: {error}"
             result.stages = {}  # rolled back: no stage of this tenant counts as done
         result.duration_ms = round((time.perf_counter() - clock) * 1000)
+        # read before the ledger's own write (and SQLite's BEGIN) adds to them
+        result.queries, result.slow_queries, query_stats = stats.total, len(stats.slow), stats.as_json()
         with engine.begin() as conn:
             ledger.finish_pass(
                 conn,
@@ -344,8 +351,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 reason=result.reason,
                 all_stages=result.status == "succeeded" and set(STAGES) <= set(stages),
                 duration_ms=result.duration_ms,
-                queries=stats.total,
-                slow_queries=len(stats.slow),
+                queries=result.queries,
+                slow_queries=result.slow_queries,
                 stages=result.stages,
                 details={
                     "guard": result.guard.get("counts"),
@@ -353,8 +360,7 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     "flags": options.flags.tenant_values(tenant),
                     "comparison": {"has_discrepancies": result.comparison["has_discrepancies"]}
                     if result.comparison else None,
-                    "query_stats": stats.as_json(),
+                    "query_stats": query_stats,
                 },
             )
-    result.queries, result.slow_queries = stats.total, len(stats.slow)
     return result
