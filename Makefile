@@ -41,4 +41,5 @@ ui: install home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install
+	$(BIN)/ruff check mspbyte_dagster mspbyte_dagster_tests
 	$(BIN)/python -m pytest

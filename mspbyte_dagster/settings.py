@@ -82,8 +82,7 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
         ) from None
     if url.get_backend_name() not in DATABASE_DRIVERS:
         raise SettingsError(
-            f"DATABASE_URL names the unsupported database {url.get_backend_name()!r}: "
-            "use postgresql:// or sqlite:///"
+            f"DATABASE_URL names the unsupported database {url.get_backend_name()!r}: use postgresql:// or sqlite:///"
         )
     if url.get_backend_name() == "postgresql" and not url.database:
         raise SettingsError("DATABASE_URL names no database: add /<database> to the URL")

@@ -105,7 +105,9 @@ def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
 
     settings = Settings.from_env()
     folders = write_snapshots(folder / "synth", tenants, users, seed=7)
-    imported = import_folders(engine_for(settings.database_url), SnapshotStore(settings.data_dir / "snapshots"), folders)
+    imported = import_folders(
+        engine_for(settings.database_url), SnapshotStore(settings.data_dir / "snapshots"), folders
+    )
     keys = [item.tenant for item in imported]
     DagsterInstance.get().add_dynamic_partitions(TENANTS, keys)
     return keys
@@ -263,8 +265,11 @@ def ui_backfill_figures(keys: list[str], folder: Path) -> dict:
             def records():
                 return [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/backfill") == backfill]
 
-            wait_for(lambda: len(records()) * 50 >= len(keys) and all(r.dagster_run.is_finished for r in records()),
-                     "the backfill's runs", timeout=1800)
+            wait_for(
+                lambda: len(records()) * 50 >= len(keys) and all(r.dagster_run.is_finished for r in records()),
+                "the backfill's runs",
+                timeout=1800,
+            )
             wall = time.perf_counter() - started
         finally:
             for process in (daemon, webserver):

@@ -33,8 +33,14 @@ USER_ODATA, GROUP_ODATA = "#microsoft.graph.user", "#microsoft.graph.group"
 GA_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
 READER_TEMPLATE = "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b"
 MFA_FILES = (*DIRECTORY_FILES, "conditional_access_policies", "security_defaults")
-MFA_POLICY_TYPES = ("mfa_not_enforced", "mfa_partial_enforced", "policy_gap", "no_conditional_access",
-                    "report_only_policy", "legacy_auth_not_blocked")
+MFA_POLICY_TYPES = (
+    "mfa_not_enforced",
+    "mfa_partial_enforced",
+    "policy_gap",
+    "no_conditional_access",
+    "report_only_policy",
+    "legacy_auth_not_blocked",
+)
 LIFECYCLE_COUNTS = ("created", "updated", "resolved", "reopened")
 
 
@@ -55,18 +61,24 @@ def signin(days_before_capture: int | None, non_interactive: bool = False) -> di
     Only the named field is set, so two can be merged: `signin(200) | signin(3, non_interactive=True)`.
     """
     if days_before_capture is None:
-        return {"lastSignInDateTime": None, "lastNonInteractiveSignInDateTime": None,
-                "lastSuccessfulSignInDateTime": None}
+        return {
+            "lastSignInDateTime": None,
+            "lastNonInteractiveSignInDateTime": None,
+            "lastSuccessfulSignInDateTime": None,
+        }
     field = "lastNonInteractiveSignInDateTime" if non_interactive else "lastSignInDateTime"
     return {field: days_ago(days_before_capture)}
 
 
-def person(uid: str, *, enabled: bool = True, guest: bool = False, skus=(), sign_in=ABSENT,
-           created_days: int = 400, **extra) -> dict:
+def person(
+    uid: str, *, enabled: bool = True, guest: bool = False, skus=(), sign_in=ABSENT, created_days: int = 400, **extra
+) -> dict:
     """A user; signed in yesterday unless `sign_in` says otherwise (None: no signInActivity at all, no P1)."""
     activity = signin(1) if sign_in is ABSENT else sign_in
-    fields = {"assignedLicenses": [{"skuId": s, "disabledPlans": []} for s in skus],
-              "createdDateTime": days_ago(created_days)} | extra
+    fields = {
+        "assignedLicenses": [{"skuId": s, "disabledPlans": []} for s in skus],
+        "createdDateTime": days_ago(created_days),
+    } | extra
     if activity is not None:
         fields["signInActivity"] = activity
     return user(uid, enabled=enabled, user_type="Guest" if guest else "Member", **fields)
@@ -90,24 +102,50 @@ def members(*user_ids: str, groups=()) -> list[dict]:
     ]
 
 
-def ca_policy(pid: str, *, include_users=("All",), exclude_users=(), include_groups=(), exclude_groups=(),
-              include_roles=(), exclude_roles=(), grant=("mfa",), operator="OR", strength=False,
-              apps=("All",), client_types=("all",), state="enabled") -> dict:
+def ca_policy(
+    pid: str,
+    *,
+    include_users=("All",),
+    exclude_users=(),
+    include_groups=(),
+    exclude_groups=(),
+    include_roles=(),
+    exclude_roles=(),
+    grant=("mfa",),
+    operator="OR",
+    strength=False,
+    apps=("All",),
+    client_types=("all",),
+    state="enabled",
+) -> dict:
     """A Conditional Access policy; by default: MFA for all users, all apps, all clients (full)."""
-    grant_controls = None if grant is None and not strength else {
-        "operator": operator,
-        "builtInControls": list(grant or ()),
-        "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000002",
-                                   "displayName": "Multifactor authentication"} if strength else None,
-    }
+    grant_controls = (
+        None
+        if grant is None and not strength
+        else {
+            "operator": operator,
+            "builtInControls": list(grant or ()),
+            "authenticationStrength": {
+                "id": "00000000-0000-0000-0000-000000000002",
+                "displayName": "Multifactor authentication",
+            }
+            if strength
+            else None,
+        }
+    )
     return {
         "id": pid,
         "displayName": f"Policy {pid}",
         "state": state,
         "conditions": {
-            "users": {"includeUsers": list(include_users), "excludeUsers": list(exclude_users),
-                      "includeGroups": list(include_groups), "excludeGroups": list(exclude_groups),
-                      "includeRoles": list(include_roles), "excludeRoles": list(exclude_roles)},
+            "users": {
+                "includeUsers": list(include_users),
+                "excludeUsers": list(exclude_users),
+                "includeGroups": list(include_groups),
+                "excludeGroups": list(exclude_groups),
+                "includeRoles": list(include_roles),
+                "excludeRoles": list(exclude_roles),
+            },
             "applications": {"includeApplications": list(apps), "excludeApplications": []},
             "clientAppTypes": list(client_types),
         },
@@ -120,16 +158,32 @@ BLOCK_LEGACY = ca_policy("p-block-legacy", grant=("block",), client_types=("exch
 
 
 def sku(sku_id: str, consumed: int, prepaid=ABSENT) -> dict:
-    found = {"skuId": sku_id, "skuPartNumber": f"PART_{sku_id}", "capabilityStatus": "Enabled",
-             "consumedUnits": consumed}
+    found = {
+        "skuId": sku_id,
+        "skuPartNumber": f"PART_{sku_id}",
+        "capabilityStatus": "Enabled",
+        "consumedUnits": consumed,
+    }
     if prepaid is not ABSENT:
         found["prepaidUnits"] = {"enabled": prepaid, "suspended": 0, "warning": 0, "lockedOut": 0}
     return found
 
 
-def tenant_files(users, *, groups=None, group_members=None, roles=(GLOBAL_ADMIN, READER), assignments=(),
-                 policies=(), security_defaults=False, skus=(), unregistered=(), unrecorded=(),
-                 key="contoso", captured: datetime = CAPTURED) -> dict:
+def tenant_files(
+    users,
+    *,
+    groups=None,
+    group_members=None,
+    roles=(GLOBAL_ADMIN, READER),
+    assignments=(),
+    policies=(),
+    security_defaults=False,
+    skus=(),
+    unregistered=(),
+    unrecorded=(),
+    key="contoso",
+    captured: datetime = CAPTURED,
+) -> dict:
     """A whole, complete snapshot. `assignments`: (principal id, role definition id) pairs; every user
     has a registration record (registered) except those in `unregistered` (not) and `unrecorded` (none)."""
     group_members = dict(group_members or {})
@@ -137,20 +191,30 @@ def tenant_files(users, *, groups=None, group_members=None, roles=(GLOBAL_ADMIN,
     return {
         "tenant": tenant_doc(key, capturedAt=iso(captured)),
         "users": users,
-        "groups": [{"id": g, "displayName": f"Group {g}", "securityEnabled": True, "mailEnabled": False}
-                   for g in (groups if groups is not None else group_members)],
+        "groups": [
+            {"id": g, "displayName": f"Group {g}", "securityEnabled": True, "mailEnabled": False}
+            for g in (groups if groups is not None else group_members)
+        ],
         "group_members": group_members,
         "role_definitions": list(roles),
-        "role_assignments": [{"id": f"as-{principal}-{rid}", "principalId": principal, "roleDefinitionId": rid,
-                              "directoryScopeId": "/"} for principal, rid in assignments],
+        "role_assignments": [
+            {"id": f"as-{principal}-{rid}", "principalId": principal, "roleDefinitionId": rid, "directoryScopeId": "/"}
+            for principal, rid in assignments
+        ],
         "conditional_access_policies": list(policies),
         "security_defaults": {"id": "00000000-0000-0000-0000-000000000000", "isEnabled": security_defaults},
         "subscribed_skus": list(skus),
         "user_registration_details": [
-            {"id": u["id"], "userPrincipalName": u["userPrincipalName"], "isAdmin": False,
-             "isMfaCapable": u["id"] not in unregistered, "isMfaRegistered": u["id"] not in unregistered,
-             "methodsRegistered": [] if u["id"] in unregistered else ["microsoftAuthenticatorPush"]}
-            for u in users if u["id"] not in unrecorded
+            {
+                "id": u["id"],
+                "userPrincipalName": u["userPrincipalName"],
+                "isAdmin": False,
+                "isMfaCapable": u["id"] not in unregistered,
+                "isMfaRegistered": u["id"] not in unregistered,
+                "methodsRegistered": [] if u["id"] in unregistered else ["microsoftAuthenticatorPush"],
+            }
+            for u in users
+            if u["id"] not in unrecorded
         ],
     }
 
@@ -196,11 +260,19 @@ def context_of(files: dict, *, stale_days: int = 90, unused_license_threshold: i
     assert not problems, "test snapshot breaks SNAPSHOT_FORMAT: " + "; ".join(map(str, problems))
     files = copy.deepcopy(files)
     snapshot = Snapshot(Path("."), files.pop("tenant"), files)
-    header = tenant_header(SimpleNamespace(
-        tenant=snapshot.key, name=snapshot.tenant["name"], stale_days=stale_days,
-        unused_license_threshold=unused_license_threshold, data_source_id=1, snapshot_id=1,
-        captured_at=snapshot.captured_at, counts=snapshot.counts(), sources=snapshot.sources,
-    ))
+    header = tenant_header(
+        SimpleNamespace(
+            tenant=snapshot.key,
+            name=snapshot.tenant["name"],
+            stale_days=stale_days,
+            unused_license_threshold=unused_license_threshold,
+            data_source_id=1,
+            snapshot_id=1,
+            captured_at=snapshot.captured_at,
+            counts=snapshot.counts(),
+            sources=snapshot.sources,
+        )
+    )
     records = chain.from_iterable(snapshot_records(snapshot).values())
     rows = [EntityRow(n, r.entity_type, r.external_id, "normal", r.data) for n, r in enumerate(records, 1)]
     return build_context(header, rows)
@@ -235,20 +307,26 @@ class Tenant:
         self.clock = CAPTURED + timedelta(hours=1)
         self.passes = 0
 
-    def sync(self, files: dict, *, now: datetime | None = None, expect: str | None = "succeeded",
-             **options) -> TenantPass:
+    def sync(
+        self, files: dict, *, now: datetime | None = None, expect: str | None = "succeeded", **options
+    ) -> TenantPass:
         """Import the snapshot and run every stage over it (the clock: an hour after capturedAt)."""
         import_files(self.engine, self.root / "store", files, name=self.key)
         self.clock = now or captured_of(files) + timedelta(hours=1)
         return self.run(expect=expect, **options)
 
-    def run(self, *, now: datetime | None = None, expect: str | None = "succeeded", stages=STAGES,
-            **options) -> TenantPass:
+    def run(
+        self, *, now: datetime | None = None, expect: str | None = "succeeded", stages=STAGES, **options
+    ) -> TenantPass:
         """A pass over the current snapshot."""
         self.passes += 1
         clock = now or self.clock
-        result = run_tenant_pass(self.engine, self.key, stages, PassOptions(
-            run_id=f"pass-{self.passes}", lease_wait_seconds=1, now=lambda: clock, **options))
+        result = run_tenant_pass(
+            self.engine,
+            self.key,
+            stages,
+            PassOptions(run_id=f"pass-{self.passes}", lease_wait_seconds=1, now=lambda: clock, **options),
+        )
         if expect is not None:
             assert result.status == expect, result.reason
         return result
@@ -274,9 +352,13 @@ class Tenant:
 
     def state(self, entity_type: str, external_id: str) -> str:
         with self.engine.connect() as conn:
-            return conn.execute(select(entities.c.state).where(
-                entities.c.tenant == self.key, entities.c.entity_type == entity_type,
-                entities.c.external_id == external_id)).scalar_one()
+            return conn.execute(
+                select(entities.c.state).where(
+                    entities.c.tenant == self.key,
+                    entities.c.entity_type == entity_type,
+                    entities.c.external_id == external_id,
+                )
+            ).scalar_one()
 
     def evaluations(self) -> dict[str, object]:
         """The rule_evaluations of the latest analysis, by alert type."""
@@ -284,13 +366,23 @@ class Tenant:
             rows = conn.execute(select(rule_evaluations).where(rule_evaluations.c.tenant == self.key)).all()
         return {r.alert_type: r for r in rows}
 
-    def suppress(self, alert_type: str, entity_id: str | None = None, *, until: datetime, sku_id: str = "",
-                 reason: str = "accepted risk: break-glass account") -> None:
+    def suppress(
+        self,
+        alert_type: str,
+        entity_id: str | None = None,
+        *,
+        until: datetime,
+        sku_id: str = "",
+        reason: str = "accepted risk: break-glass account",
+    ) -> None:
         """What the suppress command does to the row (the CLI is written elsewhere)."""
         row = self.alert(alert_type, entity_id, sku_id)
         with self.engine.begin() as conn:
-            conn.execute(update(alerts).where(alerts.c.tenant == self.key, alerts.c.id == row.id).values(
-                status="suppressed", suppressed_reason=reason, suppressed_until=until, suppressed_at=self.clock))
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.tenant == self.key, alerts.c.id == row.id)
+                .values(status="suppressed", suppressed_reason=reason, suppressed_until=until, suppressed_at=self.clock)
+            )
 
     def thresholds(self, **values) -> None:
         """Per-tenant settings (stale_days, unused_license_threshold) after the first import."""
@@ -303,13 +395,25 @@ def poisoned_alert_events(engine):
     """A real database error on the first alert event a pass writes: a trigger, on either database."""
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.execute(text("CREATE TRIGGER poison_events BEFORE INSERT ON alert_events "
-                              "BEGIN SELECT RAISE(ABORT, 'poisoned alert event'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison_events BEFORE INSERT ON alert_events "
+                    "BEGIN SELECT RAISE(ABORT, 'poisoned alert event'); END"
+                )
+            )
         else:
-            conn.execute(text("CREATE OR REPLACE FUNCTION poison_events() RETURNS trigger AS $$ BEGIN "
-                              "RAISE EXCEPTION 'poisoned alert event'; END $$ LANGUAGE plpgsql"))
-            conn.execute(text("CREATE TRIGGER poison_events BEFORE INSERT ON alert_events "
-                              "FOR EACH ROW EXECUTE FUNCTION poison_events()"))
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION poison_events() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'poisoned alert event'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison_events BEFORE INSERT ON alert_events "
+                    "FOR EACH ROW EXECUTE FUNCTION poison_events()"
+                )
+            )
     try:
         yield
     finally:

@@ -75,7 +75,9 @@ def import_files(engine, store_root: Path, files: dict[str, object], name: str =
     from mspbyte_dagster.lib.onboarding import import_folders
     from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 
-    folder = write_folder(store_root.parent / "incoming" / f"{name}-{len(list(store_root.parent.glob('incoming/*')))}", files)
+    folder = write_folder(
+        store_root.parent / "incoming" / f"{name}-{len(list(store_root.parent.glob('incoming/*')))}", files
+    )
     return import_folders(engine, SnapshotStore(store_root), [folder])[0]
 
 

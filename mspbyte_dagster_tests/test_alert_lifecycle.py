@@ -168,11 +168,18 @@ def test_step6_a_policy_removed_by_the_sweep_takes_its_alert_with_it(tenant):
 def busy_tenant() -> dict:
     """Every analysis type fires: MFA partly enforced, a gap, a pilot, stale and disabled holders, skus off."""
     return tenant_files(
-        [person("boss", sign_in=signin(100)), person("alice", skus=["e3"]), person("off", enabled=False, skus=["e3"]),
-         person("guest", guest=True, sign_in=signin(None), created_days=200)],
-        assignments=[admin("boss")], unregistered=["alice"],
-        policies=[ca_policy("p", include_users=["alice"], apps=["office365"]),
-                  ca_policy("p-pilot", state="enabledForReportingButNotEnforced")],
+        [
+            person("boss", sign_in=signin(100)),
+            person("alice", skus=["e3"]),
+            person("off", enabled=False, skus=["e3"]),
+            person("guest", guest=True, sign_in=signin(None), created_days=200),
+        ],
+        assignments=[admin("boss")],
+        unregistered=["alice"],
+        policies=[
+            ca_policy("p", include_users=["alice"], apps=["office365"]),
+            ca_policy("p-pilot", state="enabledForReportingButNotEnforced"),
+        ],
         skus=[sku("e3", consumed=3, prepaid=2), sku("ems", consumed=0, prepaid=5)],
     )
 
@@ -191,19 +198,26 @@ def test_a_second_pass_over_the_same_snapshot_changes_nothing(tenant):
 
 def test_alert_events_are_append_only_and_record_every_action(tenant):
     files = staff(person("alice"), unregistered=["alice"])
-    steps = [(files, "created"), (staff(person("alice")), "resolved"), (files, "reopened"),
-             (staff(person("alice"), unregistered=["alice"], assignments=[admin("alice")]), "updated")]
+    steps = [
+        (files, "created"),
+        (staff(person("alice")), "resolved"),
+        (files, "reopened"),
+        (staff(person("alice"), unregistered=["alice"], assignments=[admin("alice")]), "updated"),
+    ]
     logged = []
     for snapshot, action in steps:
         tenant.sync(snapshot)
         events = tenant.events()
         assert events[: len(logged)] == logged  # earlier events untouched
-        assert [e.action for e in events[len(logged):]] == [action]
+        assert [e.action for e in events[len(logged) :]] == [action]
         logged = events
     assert {e.alert_id for e in logged} == {tenant.alert("mfa_not_registered", "alice").id}
     assert [(e.run_id, e.status, e.severity) for e in logged] == [
-        ("pass-1", "active", "medium"), ("pass-2", "resolved", "medium"), ("pass-3", "active", "medium"),
-        ("pass-4", "active", "high")]
+        ("pass-1", "active", "medium"),
+        ("pass-2", "resolved", "medium"),
+        ("pass-3", "active", "medium"),
+        ("pass-4", "active", "high"),
+    ]
 
 
 def test_entity_state_is_the_highest_severity_of_its_active_alerts(tenant):
@@ -211,8 +225,9 @@ def test_entity_state_is_the_highest_severity_of_its_active_alerts(tenant):
     tenant.sync(staff(person("boss"), policies=policies, assignments=[admin("boss")], unregistered=["boss"]))
     assert tenant.state("user", "boss") == "critical"  # mfa_not_enforced critical, policy_gap high, not registered high
     assert tenant.state("tenant", "contoso") == "normal" and tenant.state("user", "ok") == "high"
-    tenant.sync(staff(person("boss"), policies=[MFA_FOR_ALL, *policies], assignments=[admin("boss")],
-                      unregistered=["boss"]))
+    tenant.sync(
+        staff(person("boss"), policies=[MFA_FOR_ALL, *policies], assignments=[admin("boss")], unregistered=["boss"])
+    )
     assert tenant.state("user", "boss") == "high" and tenant.state("user", "ok") == "normal"
     tenant.suppress("mfa_not_registered", "boss", until=CAPTURED + timedelta(days=30))
     tenant.run()

@@ -46,12 +46,21 @@ OPEN = ("active", "suppressed")
 def base_tenant() -> dict:
     """Five users (an admin, a sales member, a guest, licence holders), three policies, two skus."""
     return tenant_files(
-        [person("u0", skus=["e3"]), person("u1", sign_in=signin(120)), person("u2", skus=["e3", "ems"]),
-         person("u3", guest=True, sign_in=signin(None)), person("u4", enabled=False, skus=["ems"])],
-        group_members={"g-sales": members("u1", "u2")}, assignments=[admin("u0")], unregistered=["u1"],
-        policies=[ca_policy("p-admin", include_users=["u0"], grant=["compliantDevice"]),
-                  ca_policy("p-mfa", exclude_groups=["g-sales"], state="disabled"),
-                  ca_policy("p-sales", include_users=[], include_groups=["g-sales"], apps=["office365"])],
+        [
+            person("u0", skus=["e3"]),
+            person("u1", sign_in=signin(120)),
+            person("u2", skus=["e3", "ems"]),
+            person("u3", guest=True, sign_in=signin(None)),
+            person("u4", enabled=False, skus=["ems"]),
+        ],
+        group_members={"g-sales": members("u1", "u2")},
+        assignments=[admin("u0")],
+        unregistered=["u1"],
+        policies=[
+            ca_policy("p-admin", include_users=["u0"], grant=["compliantDevice"]),
+            ca_policy("p-mfa", exclude_groups=["g-sales"], state="disabled"),
+            ca_policy("p-sales", include_users=[], include_groups=["g-sales"], apps=["office365"]),
+        ],
         skus=[sku("e3", consumed=2, prepaid=3), sku("ems", consumed=2, prepaid=1)],
     )
 
@@ -95,8 +104,12 @@ def change(files: dict, op: tuple) -> dict:
 sign_in_days = st.sampled_from([None, "absent", 1, 60, 89, 90, 200])
 snapshot_changes = st.one_of(
     st.tuples(st.just("enabled"), st.sampled_from(USERS)),
-    st.tuples(st.just("add"), st.sampled_from(USERS[5:]), st.sampled_from([None, 5, 150]),
-              st.lists(st.sampled_from(SKU_IDS), max_size=2, unique=True)),
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(USERS[5:]),
+        st.sampled_from([None, 5, 150]),
+        st.lists(st.sampled_from(SKU_IDS), max_size=2, unique=True),
+    ),
     st.tuples(st.just("remove"), st.sampled_from(USERS)),
     st.tuples(st.just("sign_in"), st.sampled_from(USERS), sign_in_days),
     st.tuples(st.just("policy"), st.sampled_from(POLICIES), st.sampled_from(STATES)),
@@ -104,8 +117,9 @@ snapshot_changes = st.one_of(
 )
 operations = st.one_of(
     snapshot_changes,
-    st.tuples(st.just("unread"), st.sampled_from([*DATA_FILES, "signInActivity"]),
-              st.sampled_from(["missing", "incomplete"])),
+    st.tuples(
+        st.just("unread"), st.sampled_from([*DATA_FILES, "signInActivity"]), st.sampled_from(["missing", "incomplete"])
+    ),
     st.tuples(st.just("suppress"), st.integers(0, 30), st.sampled_from([-1, 1, 30, 90])),
     st.tuples(st.just("later"), st.integers(1, 120)),
     st.tuples(st.just("fail"), snapshot_changes),  # that change, in a pass failing on its first alert event
@@ -173,8 +187,11 @@ def check_pass(world: World, before: dict, result) -> None:
         else:
             assert row == old
     for entity, state in live.items():
-        active = [SEVERITY_RANK[r.severity] for r in after.values()
-                  if (r.entity_type, r.entity_id) == entity and r.status == "active"]
+        active = [
+            SEVERITY_RANK[r.severity]
+            for r in after.values()
+            if (r.entity_type, r.entity_id) == entity and r.status == "active"
+        ]
         expected = {rank: name for name, rank in SEVERITY_RANK.items()}.get(max(active, default=0), "normal")
         assert state == expected, entity
 
@@ -196,8 +213,12 @@ def step(world: World, op: tuple, unread: tuple | None) -> None:
         open_alerts = [row for row in before.values() if row.status == "active"]
         if open_alerts:
             target = open_alerts[op[1] % len(open_alerts)]
-            world.tenant.suppress(target.alert_type, target.entity_id, sku_id=target.sku_id,
-                                  until=world.tenant.clock + timedelta(days=op[2]))
+            world.tenant.suppress(
+                target.alert_type,
+                target.entity_id,
+                sku_id=target.sku_id,
+                until=world.tenant.clock + timedelta(days=op[2]),
+            )
             before = world.tenant.alerts()
         result = world.tenant.run(expect=None)
     else:

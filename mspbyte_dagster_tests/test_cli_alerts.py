@@ -11,9 +11,20 @@ from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
 
-LIST_KEYS = {"id", "tenant", "alert_type", "analysis_type", "entity_type", "entity_id", "sku_id", "severity",
-             "status", "first_seen_at", "last_seen_at", "resolved_at"}
-
+LIST_KEYS = {
+    "id",
+    "tenant",
+    "alert_type",
+    "analysis_type",
+    "entity_type",
+    "entity_id",
+    "sku_id",
+    "severity",
+    "status",
+    "first_seen_at",
+    "last_seen_at",
+    "resolved_at",
+}
 
 
 @pytest.fixture
@@ -21,8 +32,11 @@ def tenant_with_alerts(app_env, tmp_path):
     files = minimal_files(users=3)
     for active in files["users"]:
         active["signInActivity"] = {"lastSignInDateTime": "2026-10-30T00:00:00Z"}
-    files["users"].append(user("old", createdDateTime="2020-01-01T00:00:00Z",
-                               signInActivity={"lastSignInDateTime": "2025-01-01T00:00:00Z"}))
+    files["users"].append(
+        user(
+            "old", createdDateTime="2020-01-01T00:00:00Z", signInActivity={"lastSignInDateTime": "2025-01-01T00:00:00Z"}
+        )
+    )
     files["users"].append(user("gone", enabled=False, assignedLicenses=[{"skuId": "s1", "disabledPlans": []}]))
     assert mspbyte("tenants", "import", str(write_folder(tmp_path / "in", files)))[0] == 0
     result = run_tenant_pass(engine_for(app_env["DATABASE_URL"]), "contoso", STAGES, PassOptions())
@@ -82,7 +96,9 @@ def test_export_writes_the_open_alerts_as_csv(tenant_with_alerts, tmp_path):
 
 def test_thresholds_change_the_next_pass(tenant_with_alerts, app_env):
     assert json.loads(mspbyte("thresholds", "get", "contoso", "--json")[1]) == {
-        "stale_days": 90, "unused_license_threshold": 1}
+        "stale_days": 90,
+        "unused_license_threshold": 1,
+    }
     code, _, err = mspbyte("thresholds", "set", "contoso", "stale_days", "0")
     assert code == 2 and "out of range" in err
     assert mspbyte("thresholds", "set", "contoso", "stale_days", "1000")[0] == 0

@@ -30,9 +30,13 @@ LEGACY = FeatureFlagManager(FLAG_DEFAULTS, runtime={"new_pipeline": RuntimeFlag(
 
 def tenant_state(engine, tenant):
     """What a pass leaves in the database for a tenant, without ids, clocks and the tenant's own key."""
+
     def anonymous(rows):
-        return sorted(tuple("<tenant>" if value == tenant else value for value in row)
-                      for row in rows if not (row[0] == "tenant" and len(row) == 5))
+        return sorted(
+            tuple("<tenant>" if value == tenant else value for value in row)
+            for row in rows
+            if not (row[0] == "tenant" and len(row) == 5)
+        )
 
     return {name: anonymous(rows) for name, rows in _tenant_rows(engine, tenant).items()}
 
@@ -41,22 +45,49 @@ def _tenant_rows(engine, tenant):
     parent, child = aliased(entities), aliased(entities)
     with engine.connect() as conn:
         return {
-            "entities": sorted(conn.execute(
-                select(entities.c.entity_type, entities.c.external_id, entities.c.data_hash, entities.c.state,
-                       entities.c.deleted_at).where(entities.c.tenant == tenant)).all()),
-            "edges": sorted(conn.execute(
-                select(entity_relationships.c.relationship_type, parent.c.external_id, child.c.external_id)
-                .join(parent, parent.c.id == entity_relationships.c.parent_id)
-                .join(child, child.c.id == entity_relationships.c.child_id)
-                .where(entity_relationships.c.tenant == tenant)).all()),
-            "findings": sorted(conn.execute(
-                select(findings.c.alert_type, findings.c.entity_id, findings.c.sku_id, findings.c.severity)
-                .where(findings.c.tenant == tenant)).all()),
-            "alerts": sorted(conn.execute(
-                select(alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id,
-                       alerts.c.severity, alerts.c.status).where(alerts.c.tenant == tenant)).all()),
-            "events": sorted(conn.execute(
-                select(alert_events.c.action, alert_events.c.severity).where(alert_events.c.tenant == tenant)).all()),
+            "entities": sorted(
+                conn.execute(
+                    select(
+                        entities.c.entity_type,
+                        entities.c.external_id,
+                        entities.c.data_hash,
+                        entities.c.state,
+                        entities.c.deleted_at,
+                    ).where(entities.c.tenant == tenant)
+                ).all()
+            ),
+            "edges": sorted(
+                conn.execute(
+                    select(entity_relationships.c.relationship_type, parent.c.external_id, child.c.external_id)
+                    .join(parent, parent.c.id == entity_relationships.c.parent_id)
+                    .join(child, child.c.id == entity_relationships.c.child_id)
+                    .where(entity_relationships.c.tenant == tenant)
+                ).all()
+            ),
+            "findings": sorted(
+                conn.execute(
+                    select(findings.c.alert_type, findings.c.entity_id, findings.c.sku_id, findings.c.severity).where(
+                        findings.c.tenant == tenant
+                    )
+                ).all()
+            ),
+            "alerts": sorted(
+                conn.execute(
+                    select(
+                        alerts.c.alert_type,
+                        alerts.c.entity_type,
+                        alerts.c.entity_id,
+                        alerts.c.sku_id,
+                        alerts.c.severity,
+                        alerts.c.status,
+                    ).where(alerts.c.tenant == tenant)
+                ).all()
+            ),
+            "events": sorted(
+                conn.execute(
+                    select(alert_events.c.action, alert_events.c.severity).where(alert_events.c.tenant == tenant)
+                ).all()
+            ),
         }
 
 
@@ -129,8 +160,11 @@ def test_flags_are_read_once_a_change_mid_run_waits_for_the_next(engine, tmp_pat
 
 def test_each_stage_flag_switches_its_stage_alone(engine, tmp_path):
     import_files(engine, tmp_path / "store", minimal_files(), name="c")
-    for flag, stages in (("batch_loading", {"tenant_context", "relationships"}), ("unified_analyzer", {"findings"}),
-                         ("alert_manager", {"alerts"})):
+    for flag, stages in (
+        ("batch_loading", {"tenant_context", "relationships"}),
+        ("unified_analyzer", {"findings"}),
+        ("alert_manager", {"alerts"}),
+    ):
         manager = FeatureFlagManager(FLAG_DEFAULTS, runtime={flag: RuntimeFlag(enabled=False)})
         paths = run_tenant_pass(engine, "contoso", STAGES, PassOptions(flags=manager)).stages["m365_snapshot"]["paths"]
         assert {s for s, p in paths.items() if p == "legacy"} == stages, flag
@@ -143,7 +177,8 @@ def test_a_run_records_its_flags_as_tags_and_materializes_the_report(app_env, tm
     assert runner.invoke(main, ["tenants", "import", str(write_folder(tmp_path / "c", minimal_files()))]).exit_code == 0
     assert runner.invoke(main, ["flags", "rollout", "alert_manager", "40"]).exit_code == 0
     result = defs.resolve_job_def("tenant_pipeline").execute_in_process(
-        instance=DagsterInstance.get(), tags={RANGE_START_TAG: "contoso", RANGE_END_TAG: "contoso"})
+        instance=DagsterInstance.get(), tags={RANGE_START_TAG: "contoso", RANGE_END_TAG: "contoso"}
+    )
     assert result.success
     tags = DagsterInstance.get().get_run_by_id(result.run_id).tags
     assert tags["mspbyte/flag.comparison_mode"] == "on 100%"

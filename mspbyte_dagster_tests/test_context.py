@@ -33,17 +33,38 @@ from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user
 
 LINK = ("m365_snapshot", "entities", "tenant_context", "relationships")
 LEGACY = PassOptions(flags=FeatureFlagManager(FLAG_DEFAULTS, runtime={"batch_loading": RuntimeFlag(rollout=0)}))
-CONTEXT_FIELDS = ("users", "groups", "roles", "policies", "skus", "group_users", "user_groups", "role_holders",
-                  "user_roles", "role_via_groups", "user_skus", "sku_holders", "policy_users", "user_policies",
-                  "admins", "guests", "entity_ids", "states", "tenant_data", "header")
+CONTEXT_FIELDS = (
+    "users",
+    "groups",
+    "roles",
+    "policies",
+    "skus",
+    "group_users",
+    "user_groups",
+    "role_holders",
+    "user_roles",
+    "role_via_groups",
+    "user_skus",
+    "sku_holders",
+    "policy_users",
+    "user_policies",
+    "admins",
+    "guests",
+    "entity_ids",
+    "states",
+    "tenant_data",
+    "header",
+)
 SIZES = (10, 300)
 
 
 @pytest.fixture(scope="module")
 def synthetic_tenants(tmp_path_factory):
     """Four synthetic tenants (every variant) per size, generated once: {users: folders}."""
-    return {users: write_snapshots(tmp_path_factory.mktemp(f"synthetic-{users}"), tenants=4, users=users, seed=users)
-            for users in SIZES}
+    return {
+        users: write_snapshots(tmp_path_factory.mktemp(f"synthetic-{users}"), tenants=4, users=users, seed=users)
+        for users in SIZES
+    }
 
 
 @pytest.fixture
@@ -147,8 +168,11 @@ def test_both_linkers_remove_the_edges_of_a_group_role_policy_or_sku_that_disapp
 def ledger_modules(engine, tenant="contoso") -> dict[str, int]:
     """Statements per module of the tenant's latest pass."""
     with engine.connect() as conn:
-        row = conn.execute(select(pipeline_ledger.c.details).where(pipeline_ledger.c.tenant == tenant)
-                           .order_by(pipeline_ledger.c.id.desc())).first()
+        row = conn.execute(
+            select(pipeline_ledger.c.details)
+            .where(pipeline_ledger.c.tenant == tenant)
+            .order_by(pipeline_ledger.c.id.desc())
+        ).first()
     return row.details["query_stats"]["by_module"]
 
 
@@ -190,3 +214,18 @@ def test_a_context_kept_before_a_threshold_changed_is_not_used(engine, tmp_path)
     subset = run_tenant_pass(engine, "contoso", ("findings",), options)
     assert subset.status == "succeeded", subset.reason
     assert "license_unused" not in subset.stages["findings"]["by_alert_type"]
+
+
+def test_a_later_stage_alone_describes_the_snapshot_its_entities_came_from(engine, tmp_path):
+    """A newer snapshot not yet processed does not change what `findings` alone believes was read."""
+    first = import_files(engine, tmp_path / "store", minimal_files(), name="first")
+    assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
+    newer = minimal_files()
+    del newer["conditional_access_policies"]
+    import_files(engine, tmp_path / "store", newer, name="newer")
+    alone = run_tenant_pass(engine, "contoso", ("findings",), PassOptions())
+    assert "mfa_not_enforced" not in alone.stages["findings"]["not_evaluated"]
+    with engine.connect() as conn:
+        assert DataContextLoader(conn).load("contoso").header.snapshot_id == first.snapshot_id
+    processed = run_tenant_pass(engine, "contoso", ("entities", "findings"), PassOptions())
+    assert "mfa_not_enforced" in processed.stages["findings"]["not_evaluated"]

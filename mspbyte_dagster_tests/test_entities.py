@@ -46,11 +46,15 @@ def test_first_pass_creates_every_entity_type(tenant, engine):
 def test_unchanged_second_pass_writes_nothing(tenant, engine):
     files = minimal_files()
     tenant(files)
-    before = {(r.entity_type, r.external_id): tuple(r) for t in ("user", "group", "tenant") for r in rows(engine, t).values()}
+    before = {
+        (r.entity_type, r.external_id): tuple(r) for t in ("user", "group", "tenant") for r in rows(engine, t).values()
+    }
     counts = tenant(copy.deepcopy(files))
     assert counts["created"] == counts["updated"] == counts["deleted"] == counts["refreshed"] == 0
     assert counts["unchanged"] == 8
-    after = {(r.entity_type, r.external_id): tuple(r) for t in ("user", "group", "tenant") for r in rows(engine, t).values()}
+    after = {
+        (r.entity_type, r.external_id): tuple(r) for t in ("user", "group", "tenant") for r in rows(engine, t).values()
+    }
     assert before == after
 
 

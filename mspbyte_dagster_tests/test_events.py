@@ -88,7 +88,9 @@ def test_a_tick_stops_folding_once_enough_windows_have_closed_and_leaves_the_res
     assert [w.run_key for w in outcome.closed] == ["sync:alpha:1", "sync:alpha:2"]
     assert state.seq == 3 and state.windows["alpha"].first_seq == 3  # not closed by the clock: 4 and 5 are unread
     assert runs(state, *messages[3:], now=10 * WINDOW, complete=True) == [
-        ("sync:alpha:3", 1), ("sync:alpha:4", 1), ("sync:alpha:5", 1)
+        ("sync:alpha:3", 1),
+        ("sync:alpha:4", 1),
+        ("sync:alpha:5", 1),
     ]
 
 
@@ -112,7 +114,11 @@ def test_a_window_of_a_tenant_no_longer_registered_starts_no_run():
         (event(1, 0, tenantId="a b"), WRONG_SCHEMA, "tenantId 'a b'"),
         (event(1, 0, tenantId="bravo"), WRONG_SCHEMA, "does not match"),
         (event(1, 0, tenant="ghost"), UNKNOWN_TENANT, "tenant 'ghost' is not registered"),
-        (event(1, 0, data_source="entra"), UNKNOWN_DATA_SOURCE, "'entra' (microsoft365) is not registered to tenant 'alpha'"),
+        (
+            event(1, 0, data_source="entra"),
+            UNKNOWN_DATA_SOURCE,
+            "'entra' (microsoft365) is not registered to tenant 'alpha'",
+        ),
     ],
 )
 def test_each_kind_of_bad_event_is_rejected_with_its_reason(message, reason, detail):

@@ -109,8 +109,19 @@ def test_a_second_process_sees_a_change(app_env, tmp_path, monkeypatch, backend)
     result = runner.invoke(main, ["flags", "override", "alert_manager", "contoso", "off", "--json"])
     assert result.exit_code == 0, result.output
     other = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "mspbyte"), "flags", "status", "alert_manager", "--tenant",
-         "contoso", "--json"], capture_output=True, text=True, env=env, check=True,
+        [
+            os.path.join(os.path.dirname(sys.executable), "mspbyte"),
+            "flags",
+            "status",
+            "alert_manager",
+            "--tenant",
+            "contoso",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     status = json.loads(other.stdout)
     assert (status["effective"], status["source"]) == (False, "override")

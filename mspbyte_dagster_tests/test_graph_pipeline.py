@@ -45,7 +45,6 @@ graph = pytest.fixture(synthetic_graph, name="graph")
 GOOD, FILES, FAILING, ALSO_GOOD = "synth-3-000", "synth-3-001", "synth-3-002", "synth-3-003"
 
 
-
 def add_from_folder(folder: Path, azure_id: str | None = None) -> None:
     doc = tenant_doc(folder)
     code, _, err = mspbyte(

@@ -79,8 +79,9 @@ def test_an_expired_sqlite_lease_is_taken_over(sqlite_url):
     with engine.begin() as conn:
         upsert_tenant(conn, "contoso", "Contoso", None)
         past = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
-        conn.execute(tenant_leases.insert().values(tenant="contoso", holder="crashed:1", acquired_at=past,
-                                                   expires_at=past + TTL))
+        conn.execute(
+            tenant_leases.insert().values(tenant="contoso", holder="crashed:1", acquired_at=past, expires_at=past + TTL)
+        )
     with tenant_lease(engine, "contoso", 0.5, TTL):
         with engine.connect() as conn:
             assert conn.execute(select(tenant_leases.c.holder)).scalar() != "crashed:1"
@@ -90,8 +91,12 @@ def test_two_processes_never_overlap_on_one_tenant(engine, database_url, tmp_pat
     import_files(engine, tmp_path / "store", minimal_files(users=3000))
     go = tmp_path / "go"
     processes = [
-        subprocess.Popen([sys.executable, "-c", PASS_SCRIPT, database_url, str(go), name],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", PASS_SCRIPT, database_url, str(go), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in ("first", "second")
     ]
     time.sleep(1.5)  # both processes imported and waiting

@@ -41,13 +41,28 @@ def picture(engine) -> dict[str, list]:
         return {
             "alerts": sorted(tuple(r._mapping[c] for c in r._mapping if c != "id") for r in alert_rows),
             "alert_events": sorted(
-                (fingerprints[r.alert_id], r.action, r.status, r.severity, json.dumps(r.details, sort_keys=True),
-                 r.run_id, r.at)
+                (
+                    fingerprints[r.alert_id],
+                    r.action,
+                    r.status,
+                    r.severity,
+                    json.dumps(r.details, sort_keys=True),
+                    r.run_id,
+                    r.at,
+                )
                 for r in conn.execute(select(alert_events))
             ),
             "findings": sorted(
-                (r.tenant, r.alert_type, r.entity_type, r.entity_id, r.sku_id or "", r.severity, r.message,
-                 json.dumps(r.details, sort_keys=True))
+                (
+                    r.tenant,
+                    r.alert_type,
+                    r.entity_type,
+                    r.entity_id,
+                    r.sku_id or "",
+                    r.severity,
+                    r.message,
+                    json.dumps(r.details, sort_keys=True),
+                )
                 for r in conn.execute(select(findings))
             ),
             "entities": sorted(
@@ -55,13 +70,27 @@ def picture(engine) -> dict[str, list]:
                 for r in conn.execute(select(entities))
             ),
             "relationships": sorted(
-                (r.tenant, r.relationship_type, r.parent_type, r.parent, r.child_type, r.child,
-                 json.dumps(r.details, sort_keys=True))
+                (
+                    r.tenant,
+                    r.relationship_type,
+                    r.parent_type,
+                    r.parent,
+                    r.child_type,
+                    r.child,
+                    json.dumps(r.details, sort_keys=True),
+                )
                 for r in conn.execute(
-                    select(edge.c.tenant, edge.c.relationship_type, edge.c.details,
-                           parent.c.entity_type.label("parent_type"), parent.c.external_id.label("parent"),
-                           child.c.entity_type.label("child_type"), child.c.external_id.label("child"))
-                    .join(parent, parent.c.id == edge.c.parent_id).join(child, child.c.id == edge.c.child_id)
+                    select(
+                        edge.c.tenant,
+                        edge.c.relationship_type,
+                        edge.c.details,
+                        parent.c.entity_type.label("parent_type"),
+                        parent.c.external_id.label("parent"),
+                        child.c.entity_type.label("child_type"),
+                        child.c.external_id.label("child"),
+                    )
+                    .join(parent, parent.c.id == edge.c.parent_id)
+                    .join(child, child.c.id == edge.c.child_id)
                 )
             ),
         }
@@ -82,8 +111,12 @@ class PathRun:
     def run(self, folders: list[Path], now=NOW) -> dict[str, list]:
         self.passes += 1
         for imported in import_folders(self.engine, self.store, folders):
-            result = run_tenant_pass(self.engine, imported.tenant, STAGES, PassOptions(
-                run_id=f"pass-{self.passes}", flags=self.flags, now=lambda: now))
+            result = run_tenant_pass(
+                self.engine,
+                imported.tenant,
+                STAGES,
+                PassOptions(run_id=f"pass-{self.passes}", flags=self.flags, now=lambda: now),
+            )
             assert result.status == "succeeded", result.reason
         return picture(self.engine)
 
@@ -94,8 +127,9 @@ class PathRun:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """Per size: four synthetic tenants (every variant), written once."""
-    return {size: write_snapshots(tmp_path_factory.mktemp(f"synth{size}"), tenants=4, users=size, seed=11)
-            for size in SIZES}
+    return {
+        size: write_snapshots(tmp_path_factory.mktemp(f"synth{size}"), tenants=4, users=size, seed=11) for size in SIZES
+    }
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +184,11 @@ def changed_copy(folder: Path, out: Path) -> Path:
 
 def run_changes(path_run: PathRun, first: list[Path], later: list[Path]) -> list[dict[str, list]]:
     """What three passes write: the tenants, the tenants changed a day later, the tenants as they were."""
-    return [path_run.run(first), path_run.run(later, now=NOW + timedelta(days=1)),
-            path_run.run(first, now=NOW + timedelta(days=2))]
+    return [
+        path_run.run(first),
+        path_run.run(later, now=NOW + timedelta(days=1)),
+        path_run.run(first, now=NOW + timedelta(days=2)),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +203,9 @@ def changed(tmp_path_factory, sqlite_template, synthetic):
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_each_path_writes_what_the_new_path_writes_over_changed_snapshots(tmp_path, sqlite_template, synthetic,
-                                                                            changed, path):
+def test_each_path_writes_what_the_new_path_writes_over_changed_snapshots(
+    tmp_path, sqlite_template, synthetic, changed, path
+):
     later, expected = changed
     events = expected[-1]["alert_events"]
     assert {row[1] for row in events} >= {"created", "resolved", "reopened"}

@@ -43,71 +43,110 @@ def link(engine, tmp_path):
 
 
 def test_a_policy_for_all_users_applies_to_every_user(link, engine):
-    link(directory([*users("u0", "u1"), user("off", enabled=False), user("guest", user_type="Guest")],
-                   policies=[policy("p1", includeUsers=["All"])]))
+    link(
+        directory(
+            [*users("u0", "u1"), user("off", enabled=False), user("guest", user_type="Guest")],
+            policies=[policy("p1", includeUsers=["All"])],
+        )
+    )
     assert linked(engine, "applies_to", "p1") == {"u0", "u1", "off", "guest"}
 
 
 def test_an_excluded_group_wins_over_an_include(link, engine):
-    link(directory(
-        users("u0", "u1", "u2"),
-        groups={"break-glass": users_in("u0")},
-        policies=[policy("named", includeUsers=["u0", "u1"], excludeGroups=["break-glass"]),
-                  policy("all", includeUsers=["All"], excludeGroups=["break-glass"])],
-    ))
+    link(
+        directory(
+            users("u0", "u1", "u2"),
+            groups={"break-glass": users_in("u0")},
+            policies=[
+                policy("named", includeUsers=["u0", "u1"], excludeGroups=["break-glass"]),
+                policy("all", includeUsers=["All"], excludeGroups=["break-glass"]),
+            ],
+        )
+    )
     assert linked(engine, "applies_to", "named") == {"u1"}
     assert linked(engine, "applies_to", "all") == {"u1", "u2"}
 
 
 def test_an_excluded_role_wins_over_all_users(link, engine):
-    link(directory(users("u0", "u1", "u2"), roles=[role("r1")], assignments=[assignment("u0", "r1")],
-                   policies=[policy("p1", includeUsers=["All"], excludeRoles=["r1"])]))
+    link(
+        directory(
+            users("u0", "u1", "u2"),
+            roles=[role("r1")],
+            assignments=[assignment("u0", "r1")],
+            policies=[policy("p1", includeUsers=["All"], excludeRoles=["r1"])],
+        )
+    )
     assert linked(engine, "applies_to", "p1") == {"u1", "u2"}
 
 
 def test_membership_is_transitive_through_nested_groups(link, engine):
-    link(directory(users("u0", "u1", "u2"),
-                   groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("C"),
-                           "C": users_in("u2")}))
+    link(
+        directory(
+            users("u0", "u1", "u2"),
+            groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("C"), "C": users_in("u2")},
+        )
+    )
     assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "member_of"} == {
-        ("A", "u0"): {"direct": True}, ("A", "u1"): {"direct": False}, ("A", "u2"): {"direct": False},
-        ("B", "u1"): {"direct": True}, ("B", "u2"): {"direct": False},
+        ("A", "u0"): {"direct": True},
+        ("A", "u1"): {"direct": False},
+        ("A", "u2"): {"direct": False},
+        ("B", "u1"): {"direct": True},
+        ("B", "u2"): {"direct": False},
         ("C", "u2"): {"direct": True},
     }
 
 
 def test_a_policy_on_a_group_applies_to_the_members_of_its_nested_groups(link, engine):
-    link(directory(users("u0", "u1", "u2"), groups={"A": groups_in("B"), "B": users_in("u1")},
-                   policies=[policy("p1", includeGroups=["A"])]))
+    link(
+        directory(
+            users("u0", "u1", "u2"),
+            groups={"A": groups_in("B"), "B": users_in("u1")},
+            policies=[policy("p1", includeGroups=["A"])],
+        )
+    )
     assert linked(engine, "applies_to", "p1") == {"u1"}
 
 
 def test_a_membership_cycle_ends_and_gives_both_memberships(link, engine):
-    link(directory(users("u0", "u1"),
-                   groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("A")}))
+    link(
+        directory(
+            users("u0", "u1"), groups={"A": users_in("u0") + groups_in("B"), "B": users_in("u1") + groups_in("A")}
+        )
+    )
     assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "member_of"} == {
-        ("A", "u0"): {"direct": True}, ("A", "u1"): {"direct": False},
-        ("B", "u1"): {"direct": True}, ("B", "u0"): {"direct": False},
+        ("A", "u0"): {"direct": True},
+        ("A", "u1"): {"direct": False},
+        ("B", "u1"): {"direct": True},
+        ("B", "u0"): {"direct": False},
     }
 
 
 def test_policies_target_roles_by_template_id_and_assignments_name_the_definition_id(link, engine):
-    link(directory(
-        users("u0", "u1"),
-        roles=[role("definition-7", template_id="template-7")],
-        assignments=[assignment("u0", "definition-7")],
-        policies=[policy("by-template", includeRoles=["template-7"]),
-                  policy("by-definition-id", includeRoles=["definition-7"])],
-    ))
+    link(
+        directory(
+            users("u0", "u1"),
+            roles=[role("definition-7", template_id="template-7")],
+            assignments=[assignment("u0", "definition-7")],
+            policies=[
+                policy("by-template", includeRoles=["template-7"]),
+                policy("by-definition-id", includeRoles=["definition-7"]),
+            ],
+        )
+    )
     assert linked(engine, "assigned_role") == {("definition-7", "u0")}
     assert linked(engine, "applies_to", "by-template") == {"u0"}
     assert linked(engine, "applies_to", "by-definition-id") == set()
 
 
 def test_a_role_held_through_a_group_is_assigned_to_its_transitive_members(link, engine):
-    link(directory(users("u0", "u1", "u2", "u3"),
-                   groups={"admins": users_in("u0") + groups_in("inner"), "inner": users_in("u1")},
-                   roles=[role("r1")], assignments=[assignment("admins", "r1"), assignment("u2", "r1")]))
+    link(
+        directory(
+            users("u0", "u1", "u2", "u3"),
+            groups={"admins": users_in("u0") + groups_in("inner"), "inner": users_in("u1")},
+            roles=[role("r1")],
+            assignments=[assignment("admins", "r1"), assignment("u2", "r1")],
+        )
+    )
     assert {(p, c): d for (k, p, c), d in edges(engine).items() if k == "assigned_role"} == {
         ("r1", "u0"): {"direct": False, "via_groups": ["admins"]},
         ("r1", "u1"): {"direct": False, "via_groups": ["admins"]},
@@ -116,28 +155,48 @@ def test_a_role_held_through_a_group_is_assigned_to_its_transitive_members(link,
 
 
 def test_a_role_targeted_policy_applies_to_holders_through_a_group(link, engine):
-    link(directory(users("u0", "u1"), groups={"admins": users_in("u0")}, roles=[role("r1")],
-                   assignments=[assignment("admins", "r1")], policies=[policy("p1", includeRoles=["r1"])]))
+    link(
+        directory(
+            users("u0", "u1"),
+            groups={"admins": users_in("u0")},
+            roles=[role("r1")],
+            assignments=[assignment("admins", "r1")],
+            policies=[policy("p1", includeRoles=["r1"])],
+        )
+    )
     assert linked(engine, "applies_to", "p1") == {"u0"}
 
 
 def test_guests_or_external_users_targets_guests_only(link, engine):
-    link(directory([*users("u0", "u1"), *users("g0", "g1", user_type="Guest")],
-                   policies=[policy("p1", includeUsers=["GuestsOrExternalUsers"])]))
+    link(
+        directory(
+            [*users("u0", "u1"), *users("g0", "g1", user_type="Guest")],
+            policies=[policy("p1", includeUsers=["GuestsOrExternalUsers"])],
+        )
+    )
     assert linked(engine, "applies_to", "p1") == {"g0", "g1"}
 
 
 @pytest.mark.parametrize("state", ["disabled", "enabledForReportingButNotEnforced"])
 def test_a_policy_that_is_not_enabled_applies_to_nobody(link, engine, state):
-    counts = link(directory(users("u0", "u1"), groups={"g1": users_in("u0")},
-                            policies=[policy("p1", state, includeUsers=["All"], includeGroups=["g1"])]))
+    counts = link(
+        directory(
+            users("u0", "u1"),
+            groups={"g1": users_in("u0")},
+            policies=[policy("p1", state, includeUsers=["All"], includeGroups=["g1"])],
+        )
+    )
     assert linked(engine, "applies_to") == set()
     assert counts["edges"]["applies_to"] == 0
 
 
 def test_each_assigned_sku_gives_a_licence_edge(link, engine):
-    link(directory([licensed("u0", "s1", "s2"), licensed("u1", "s1"), licensed("u2"), licensed("u3", "unsubscribed")],
-                   skus=[sku("s1"), sku("s2"), sku("s3")]))
+    link(
+        directory(
+            [licensed("u0", "s1", "s2"), licensed("u1", "s1"), licensed("u2"), licensed("u3", "unsubscribed")],
+            skus=[sku("s1"), sku("s2"), sku("s3")],
+        )
+    )
     assert linked(engine, "has_license") == {("s1", "u0"), ("s2", "u0"), ("s1", "u1")}
 
 
@@ -194,8 +253,12 @@ def test_a_user_removed_from_the_directory_loses_its_edges_even_while_a_group_st
     gone = copy.deepcopy(files)
     gone["users"] = [u for u in gone["users"] if u["id"] != "u0"]
     counts = link(gone)
-    assert edges(engine).keys() == {("member_of", "g1", "u1"), ("assigned_role", "r1", "u1"),
-                                    ("applies_to", "p1", "u1"), ("has_license", "s1", "u1")}
+    assert edges(engine).keys() == {
+        ("member_of", "g1", "u1"),
+        ("assigned_role", "r1", "u1"),
+        ("applies_to", "p1", "u1"),
+        ("has_license", "s1", "u1"),
+    }
     assert counts["removed"] == dict.fromkeys(RELATIONSHIP_TYPES, 1)
 
 

@@ -93,13 +93,16 @@ def test_executions_and_stage_figures_sum_the_ended_passes(engine, database_url,
     assert value(samples, "mspbyte_pipeline_duration_seconds_count", status="succeeded") == 2
     assert value(samples, "mspbyte_pipeline_duration_seconds_bucket", status="succeeded", le="+Inf") == 2
     assert value(samples, "mspbyte_pipeline_duration_seconds_sum", status="succeeded") == pytest.approx(
-        sum(r.duration_ms for r in results) / 1000)
+        sum(r.duration_ms for r in results) / 1000
+    )
     for stage in STAGES:
         assert value(samples, "mspbyte_stage_executions_total", stage=stage) == 2
         assert value(samples, "mspbyte_stage_duration_seconds_total", stage=stage) == pytest.approx(
-            sum(r.stages[stage]["milliseconds"] for r in results) / 1000)
+            sum(r.stages[stage]["milliseconds"] for r in results) / 1000
+        )
         assert value(samples, "mspbyte_stage_queries_total", stage=stage) == sum(
-            r.stages[stage]["queries"] for r in results)
+            r.stages[stage]["queries"] for r in results
+        )
     # the ledger's figures: TenantPass.queries also counts the statement that writes the ledger row
     assert value(samples, "mspbyte_queries_total") == sum(row.queries for row in rows)
     assert value(samples, "mspbyte_slow_queries_total") == sum(row.slow_queries for row in rows)
@@ -113,11 +116,22 @@ def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
         ledger_id = ledger.start_pass(conn, "contoso", "run-1", datetime.now(UTC))
     with exporter(database_url) as url:
         while_running = scrape(url)
-        assert sum(value(while_running, "mspbyte_pipeline_executions_total", status=s)
-                   for s in ("succeeded", "failed")) == 0
+        assert (
+            sum(value(while_running, "mspbyte_pipeline_executions_total", status=s) for s in ("succeeded", "failed"))
+            == 0
+        )
         with engine.begin() as conn:
-            ledger.finish_pass(conn, ledger_id, "contoso", status="failed", reason="boom", duration_ms=700,
-                               queries=3, slow_queries=1, stages={})
+            ledger.finish_pass(
+                conn,
+                ledger_id,
+                "contoso",
+                status="failed",
+                reason="boom",
+                duration_ms=700,
+                queries=3,
+                slow_queries=1,
+                stages={},
+            )
         ended = scrape(url)
     assert value(ended, "mspbyte_pipeline_executions_total", status="failed") == 1
     assert value(ended, "mspbyte_pipeline_duration_seconds_bucket", status="failed", le="0.5") == 0
@@ -271,8 +285,11 @@ def test_push_run_figures_puts_the_run_group_on_the_gateway():
     [(method, path, content_type, body)] = recorder.requests
     assert method == "PUT" and path == "/metrics/job/tenant_pipeline/run_id/run-42"
     assert content_type == TEXT_0_0_4
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
     assert value(samples, "mspbyte_run_tenants", status="succeeded") == 2
     assert value(samples, "mspbyte_run_tenants", status="failed") == 1
     assert value(samples, "mspbyte_run_tenants", status="held") == 0

@@ -97,8 +97,13 @@ def test_legacy_statements_grow_with_the_tenant_at_least_one_per_entity_and_edge
 
 
 def test_linking_stays_within_budget_while_creating_updating_and_removing_edges(engine, tmp_path):
-    files = directory([licensed("u0", "s1"), licensed("u1")], groups={"g1": users_in("u0", "u1"), "g2": []},
-                      roles=[role("r1")], assignments=[assignment("u0", "r1")], skus=[sku("s1")])
+    files = directory(
+        [licensed("u0", "s1"), licensed("u1")],
+        groups={"g1": users_in("u0", "u1"), "g2": []},
+        roles=[role("r1")],
+        assignments=[assignment("u0", "r1")],
+        skus=[sku("s1")],
+    )
     import_files(engine, tmp_path / "store", files)
     assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
     changed = copy.deepcopy(files)

@@ -66,17 +66,35 @@ def unread_then_read(tenant, before: dict, after: dict, stem: str, how: str, key
 #     legacy_auth_not_blocked: directory files, conditional_access_policies, security_defaults
 
 STAFF = [person("boss"), person("alice"), person("bob")]
-WEAK = tenant_files(STAFF, assignments=[admin("boss")], group_members={"g-sales": members("alice")}, policies=[
-    ca_policy("p-sales", include_users=[], include_groups=["g-sales"], apps=["office365"]),
-    ca_policy("p-pilot", include_users=["None"], state=REPORT_ONLY),
-])
-NOTHING_ENABLED = tenant_files(STAFF, assignments=[admin("boss")], group_members={"g-sales": members("alice")},
-                               policies=[ca_policy("p-pilot", include_users=["None"], state=REPORT_ONLY)])
+WEAK = tenant_files(
+    STAFF,
+    assignments=[admin("boss")],
+    group_members={"g-sales": members("alice")},
+    policies=[
+        ca_policy("p-sales", include_users=[], include_groups=["g-sales"], apps=["office365"]),
+        ca_policy("p-pilot", include_users=["None"], state=REPORT_ONLY),
+    ],
+)
+NOTHING_ENABLED = tenant_files(
+    STAFF,
+    assignments=[admin("boss")],
+    group_members={"g-sales": members("alice")},
+    policies=[ca_policy("p-pilot", include_users=["None"], state=REPORT_ONLY)],
+)
 # Every member fully covered, legacy auth blocked, the pilot enforced (for nobody).
-STRONG = tenant_files(STAFF, assignments=[admin("boss")], group_members={"g-sales": members("alice")}, policies=[
-    ca_policy("p-sales", apps=["All"]), ca_policy("p-pilot", include_users=["None"]), BLOCK_LEGACY])
-WEAK_ALERTS = [("mfa_not_enforced", "boss", ""), ("mfa_partial_enforced", "alice", ""), ("policy_gap", "bob", ""),
-               ("report_only_policy", "p-pilot", ""), ("legacy_auth_not_blocked", "contoso", "")]
+STRONG = tenant_files(
+    STAFF,
+    assignments=[admin("boss")],
+    group_members={"g-sales": members("alice")},
+    policies=[ca_policy("p-sales", apps=["All"]), ca_policy("p-pilot", include_users=["None"]), BLOCK_LEGACY],
+)
+WEAK_ALERTS = [
+    ("mfa_not_enforced", "boss", ""),
+    ("mfa_partial_enforced", "alice", ""),
+    ("policy_gap", "bob", ""),
+    ("report_only_policy", "p-pilot", ""),
+    ("legacy_auth_not_blocked", "contoso", ""),
+]
 
 
 @unread(*MFA_FILES)
@@ -113,12 +131,19 @@ def test_a_user_without_a_registration_record_is_not_evaluated_and_keeps_its_ale
 
 # --- license_overuse, license_unused: subscribed_skus
 
+
 @HOW
 def test_license_overuse_and_unused_need_subscribed_skus(tenant, how):
     bought = [sku("e3", consumed=6, prepaid=5), sku("ems", consumed=1, prepaid=5)]
     balanced = [sku("e3", consumed=5, prepaid=5), sku("ems", consumed=5, prepaid=5)]
-    unread_then_read(tenant, tenant_files(STAFF, skus=bought), tenant_files(STAFF, skus=balanced), "subscribed_skus",
-                     how, [("license_overuse", "e3", ""), ("license_unused", "ems", "")])
+    unread_then_read(
+        tenant,
+        tenant_files(STAFF, skus=bought),
+        tenant_files(STAFF, skus=balanced),
+        "subscribed_skus",
+        how,
+        [("license_overuse", "e3", ""), ("license_unused", "ems", "")],
+    )
 
 
 def test_a_sku_without_prepaid_units_is_not_judged_and_keeps_its_alerts(tenant):
@@ -132,14 +157,14 @@ def test_a_sku_without_prepaid_units_is_not_judged_and_keeps_its_alerts(tenant):
 
 # --- license_waste for a disabled user: users, subscribed_skus
 
+
 def disabled_holder(*licences, extra=()) -> dict:
     return tenant_files([*STAFF, person("off", enabled=False, skus=licences), *extra], skus=SKUS)
 
 
 @unread("users", "subscribed_skus")
 def test_license_waste_for_a_disabled_user_needs_users_and_subscribed_skus(tenant, stem, how):
-    unread_then_read(tenant, disabled_holder("e3"), disabled_holder(), stem, how,
-                     [("license_waste", "off", "e3")])
+    unread_then_read(tenant, disabled_holder("e3"), disabled_holder(), stem, how, [("license_waste", "off", "e3")])
 
 
 def test_license_waste_for_a_disabled_user_needs_nothing_else(tenant):
@@ -154,6 +179,7 @@ def test_license_waste_for_a_disabled_user_needs_nothing_else(tenant):
 
 # --- license_waste for a stale user: directory files, subscribed_skus, sign-in data
 # --- stale_user: directory files, sign-in data
+
 
 def idle_holder(days_since_sign_in: int) -> dict:
     return tenant_files([*STAFF, person("idle", skus=["e3"], sign_in=signin(days_since_sign_in))], skus=SKUS)
@@ -180,11 +206,19 @@ def test_stale_user_does_not_need_subscribed_skus(tenant):
 
 
 def test_a_tenant_without_p1_keeps_its_stale_alerts_and_still_judges_disabled_users(tenant):
-    tenant.sync(tenant_files([*STAFF, person("idle", skus=["e3"], sign_in=signin(200)),
-                              person("off", enabled=False, skus=["e3"])], skus=SKUS))
+    tenant.sync(
+        tenant_files(
+            [*STAFF, person("idle", skus=["e3"], sign_in=signin(200)), person("off", enabled=False, skus=["e3"])],
+            skus=SKUS,
+        )
+    )
     kept = {k: tenant.alerts()[k] for k in (STALE_USER, STALE_WASTE)}
-    no_p1 = [*STAFF, person("idle", skus=["e3"]), person("off", enabled=False),
-             person("left", enabled=False, skus=["e3"])]
+    no_p1 = [
+        *STAFF,
+        person("idle", skus=["e3"]),
+        person("off", enabled=False),
+        person("left", enabled=False, skus=["e3"]),
+    ]
     figures = tenant.sync(damaged(tenant_files(no_p1, skus=SKUS), "signInActivity", "missing")).stages["findings"]
     assert {k: tenant.alerts()[k] for k in kept} == kept
     assert tenant.alert("license_waste", "off", "e3").status == "resolved"
@@ -196,8 +230,11 @@ def test_a_tenant_without_p1_keeps_its_stale_alerts_and_still_judges_disabled_us
 
 def test_a_group_member_missing_from_users_is_ignored(tenant):
     """Graph reads are not atomic: a member listed in group_members may be gone from users."""
-    files = tenant_files(STAFF, group_members={"g-sales": members("alice", "ghost")},
-                         policies=[ca_policy("p", include_users=[], include_groups=["g-sales"])])
+    files = tenant_files(
+        STAFF,
+        group_members={"g-sales": members("alice", "ghost")},
+        policies=[ca_policy("p", include_users=[], include_groups=["g-sales"])],
+    )
     tenant.sync(files)
     assert set(tenant.alerts()) >= {("mfa_not_enforced", "bob", ""), ("policy_gap", "bob", "")}
     assert tenant.alert("mfa_not_enforced", "alice") is None

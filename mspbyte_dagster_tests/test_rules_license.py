@@ -37,7 +37,9 @@ def test_license_waste_carries_the_sku_in_its_fingerprint():
 
 def test_license_overuse_is_high_when_more_units_are_consumed_than_bought():
     assert skus(sku("e3", consumed=6, prepaid=5), sku("ems", consumed=5, prepaid=5)) == {
-        "license_overuse": {"e3": "high"}, "license_unused": {}}
+        "license_overuse": {"e3": "high"},
+        "license_unused": {},
+    }
 
 
 def test_a_sku_without_prepaid_units_is_skipped():

@@ -61,8 +61,15 @@ def test_an_mfa_policy_for_all_users_apps_and_clients_enforces_mfa_fully():
         (["compliantDevice"], "AND", True, FULL),
         (["block"], "OR", False, NOT_ENFORCED),
     ],
-    ids=["mfa-or-device", "mfa-and-device", "device-only", "strength-alone", "strength-or-device",
-         "strength-and-device", "block"],
+    ids=[
+        "mfa-or-device",
+        "mfa-and-device",
+        "device-only",
+        "strength-alone",
+        "strength-or-device",
+        "strength-and-device",
+        "block",
+    ],
 )
 def test_a_policy_requires_mfa_only_when_mfa_is_the_only_way_to_satisfy_its_grant(grant, operator, strength, expected):
     assert enforcement([ca_policy("p", grant=grant, operator=operator, strength=strength)]) == expected
@@ -74,8 +81,12 @@ def test_a_policy_without_grant_controls_requires_nothing():
 
 @pytest.mark.parametrize(
     ("client_types", "expected"),
-    [([], FULL), (["all"], FULL), (["browser", "mobileAppsAndDesktopClients"], PARTIAL),
-     (["browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"], PARTIAL)],
+    [
+        ([], FULL),
+        (["all"], FULL),
+        (["browser", "mobileAppsAndDesktopClients"], PARTIAL),
+        (["browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "other"], PARTIAL),
+    ],
     ids=["empty", "all", "modern-only", "every-type-listed"],
 )
 def test_mfa_for_some_client_app_types_is_partial(client_types, expected):
@@ -84,7 +95,9 @@ def test_mfa_for_some_client_app_types_is_partial(client_types, expected):
 
 def test_a_full_policy_beats_a_partial_one():
     assert enforcement([ca_policy("partial", apps=["office365"]), ca_policy("full", include_users=["alice"])]) == {
-        "mfa_not_enforced": {}, "mfa_partial_enforced": {"boss": "high"}}
+        "mfa_not_enforced": {},
+        "mfa_partial_enforced": {"boss": "high"},
+    }
 
 
 @pytest.mark.parametrize("state", ["enabledForReportingButNotEnforced", "disabled"])
@@ -95,8 +108,11 @@ def test_a_report_only_or_disabled_policy_enforces_nothing(state):
 def test_disabled_users_and_guests_are_not_put_through_the_mfa_rules():
     users = [person("off", enabled=False), person("guest", guest=True), person("alice")]
     found = mfa(tenant_files(users, unregistered=["off", "guest", "alice"]))
-    assert found == {"mfa_not_enforced": {"alice": "high"}, "mfa_partial_enforced": {},
-                     "mfa_not_registered": {"alice": "medium"}}
+    assert found == {
+        "mfa_not_enforced": {"alice": "high"},
+        "mfa_partial_enforced": {},
+        "mfa_not_registered": {"alice": "medium"},
+    }
 
 
 def test_a_policy_targets_roles_by_template_id_not_by_role_definition_id():
@@ -109,7 +125,8 @@ def test_a_policy_targets_roles_by_template_id_not_by_role_definition_id():
 
 def test_a_role_held_through_a_nested_group_is_targeted_and_makes_an_admin():
     files = tenant_files(
-        STAFF, group_members={"g-admins": members(groups=["g-tier0"]), "g-tier0": members("alice")},
+        STAFF,
+        group_members={"g-admins": members(groups=["g-tier0"]), "g-tier0": members("alice")},
         assignments=[("g-admins", GLOBAL_ADMIN["id"])],
         policies=[ca_policy("p", include_users=[], include_roles=[GA_TEMPLATE], apps=["office365"])],
     )
@@ -137,10 +154,15 @@ def test_an_excluded_user_wins_over_an_including_group():
 
 def test_guests_or_external_users_targets_guests_only():
     users = [person("guest", guest=True), person("alice")]
-    context = context_of(tenant_files(users, policies=[
-        ca_policy("guests", include_users=["GuestsOrExternalUsers"]),
-        ca_policy("members", exclude_users=["GuestsOrExternalUsers"]),
-    ]))
+    context = context_of(
+        tenant_files(
+            users,
+            policies=[
+                ca_policy("guests", include_users=["GuestsOrExternalUsers"]),
+                ca_policy("members", exclude_users=["GuestsOrExternalUsers"]),
+            ],
+        )
+    )
     assert context.policy_users == {"guests": {"guest"}, "members": {"alice"}}
 
 
@@ -183,15 +205,17 @@ def test_admin_is_a_holder_of_a_privileged_role(definition, is_admin):
 
 
 def test_a_non_privileged_role_does_not_make_an_admin():
-    files = tenant_files([person("alice")], assignments=[("alice", READER["id"])],
-                         policies=[ca_policy("p", include_users=[], include_roles=[READER_TEMPLATE])])
+    files = tenant_files(
+        [person("alice")],
+        assignments=[("alice", READER["id"])],
+        policies=[ca_policy("p", include_users=[], include_roles=[READER_TEMPLATE])],
+    )
     assert mfa(files)["mfa_not_enforced"] == {}  # targeted through the role, and not an admin
     assert context_of(files).admins == set()
 
 
 def test_mfa_not_registered_is_high_for_admins_and_medium_for_other_members():
-    files = tenant_files(STAFF, assignments=[admin("boss")], policies=[ca_policy("p")],
-                         unregistered=["boss", "alice"])
+    files = tenant_files(STAFF, assignments=[admin("boss")], policies=[ca_policy("p")], unregistered=["boss", "alice"])
     assert mfa(files)["mfa_not_registered"] == {"boss": "high", "alice": "medium"}
 
 

@@ -32,8 +32,10 @@ def scheduled_requests(instance):
     return tenant_refresh_schedule.evaluate_tick(context)
 
 
-@pytest.mark.parametrize(("minutes", "cron"), [(1, "*/1 * * * *"), (15, "*/15 * * * *"), (60, "0 * * * *"),
-                                               (120, "0 */2 * * *"), (1440, "0 */24 * * *")])
+@pytest.mark.parametrize(
+    ("minutes", "cron"),
+    [(1, "*/1 * * * *"), (15, "*/15 * * * *"), (60, "0 * * * *"), (120, "0 */2 * * *"), (1440, "0 */24 * * *")],
+)
 def test_the_refresh_interval_becomes_the_schedules_cron(minutes, cron):
     assert Settings.from_env({"REFRESH_INTERVAL_MINUTES": str(minutes)}).refresh_interval_minutes == minutes
     assert refresh_cron(minutes) == cron

@@ -67,7 +67,9 @@ def register_tenants(database_url: str, keys: list[str]) -> None:
 
 def sync_message(tenant: str, data_source: str = "m365", sync_id: str = "s") -> OutgoingMessage:
     completed = datetime(2026, 11, 1, tzinfo=UTC)
-    return OutgoingMessage(sync_subject(tenant, data_source), sync_event_payload(tenant, data_source, sync_id, completed))
+    return OutgoingMessage(
+        sync_subject(tenant, data_source), sync_event_payload(tenant, data_source, sync_id, completed)
+    )
 
 
 def tick(instance: DagsterInstance, cursor: str | None = None, sensor=sync_event_sensor, **nats_config):
@@ -290,8 +292,10 @@ def test_mspbyte_events_publish_writes_what_the_sensor_reads(streams, instance, 
     assert {"tenantId", "dataSourceId", "integration", "syncId", "completedAt"} <= published["event"].keys()
     time.sleep(window)
     assert sync_runs(tick(instance)) == {f"sync:alpha:{published['sequence']}": 1}
-    for args, named in ((["--tenant", "ghost", "--data-source", "m365"], "tenant 'ghost' is not registered"),
-                        (["--tenant", "alpha", "--data-source", "entra"], "'entra' (microsoft365) is not registered")):
+    for args, named in (
+        (["--tenant", "ghost", "--data-source", "m365"], "tenant 'ghost' is not registered"),
+        (["--tenant", "alpha", "--data-source", "entra"], "'entra' (microsoft365) is not registered"),
+    ):
         refused = runner.invoke(main, ["events", "publish", *args])
         assert refused.exit_code == 2 and named in refused.stderr
     assert len(all_messages(SYNC_STREAM)) == 1

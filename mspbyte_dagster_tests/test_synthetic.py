@@ -252,8 +252,15 @@ def test_users_are_graph_shaped(tenants):
     sku_ids = {sku["skuId"] for sku in snapshot["subscribed_skus"]}
     for user in snapshot["users"]:
         assert set(user) == {
-            "id", "displayName", "userPrincipalName", "accountEnabled", "userType",
-            "createdDateTime", "assignedLicenses", "onPremisesSyncEnabled", "signInActivity",
+            "id",
+            "displayName",
+            "userPrincipalName",
+            "accountEnabled",
+            "userType",
+            "createdDateTime",
+            "assignedLicenses",
+            "onPremisesSyncEnabled",
+            "signInActivity",
         }
         assert GUID.match(user["id"])
         assert isinstance(user["accountEnabled"], bool)
@@ -266,7 +273,9 @@ def test_users_are_graph_shaped(tenants):
             assert licence["skuId"] in sku_ids
         activity = user["signInActivity"]
         assert set(activity) == {
-            "lastSignInDateTime", "lastNonInteractiveSignInDateTime", "lastSuccessfulSignInDateTime",
+            "lastSignInDateTime",
+            "lastNonInteractiveSignInDateTime",
+            "lastSuccessfulSignInDateTime",
         }
         assert all(value is None or TIMESTAMP.match(value) for value in activity.values())
         assert all(_age_days(value) >= 0 for value in activity.values() if value is not None)
@@ -305,7 +314,13 @@ def test_registration_details_are_graph_shaped(tenants):
     users = {user["id"]: user for user in snapshot["users"]}
     for record in snapshot["user_registration_details"]:
         assert {
-            "id", "userPrincipalName", "isAdmin", "isMfaCapable", "isMfaRegistered", "methodsRegistered", "userType",
+            "id",
+            "userPrincipalName",
+            "isAdmin",
+            "isMfaCapable",
+            "isMfaRegistered",
+            "methodsRegistered",
+            "userType",
         } <= set(record)
         assert record["userPrincipalName"] == users[record["id"]]["userPrincipalName"]
         assert record["userType"] == users[record["id"]]["userType"].lower()
@@ -548,7 +563,12 @@ def test_policies_are_graph_shaped(tenants):
         for policy in snapshot["conditional_access_policies"]:
             assert GUID.match(policy["id"])
             assert set(policy["conditions"]["users"]) == {
-                "includeUsers", "excludeUsers", "includeGroups", "excludeGroups", "includeRoles", "excludeRoles",
+                "includeUsers",
+                "excludeUsers",
+                "includeGroups",
+                "excludeGroups",
+                "includeRoles",
+                "excludeRoles",
             }
             assert set(policy["conditions"]["applications"]) >= {"includeApplications", "excludeApplications"}
             grant = policy["grantControls"]

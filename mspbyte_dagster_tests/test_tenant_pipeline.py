@@ -1,6 +1,5 @@
 """The pipeline spine in Dagster: many tenants per run, failure isolation, the guard, subsets."""
 
-
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 from sqlalchemy import func, select, text
@@ -12,7 +11,6 @@ from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
 
 KEYS = ["alpha", "bravo", "charlie"]
-
 
 
 @pytest.fixture
@@ -42,7 +40,9 @@ def run(keys, selection=None):
 def entity_count(tenant):
     with engine_for_env().connect() as conn:
         return conn.execute(
-            select(func.count()).select_from(entities).where(entities.c.tenant == tenant, entities.c.deleted_at.is_(None))
+            select(func.count())
+            .select_from(entities)
+            .where(entities.c.tenant == tenant, entities.c.deleted_at.is_(None))
         ).scalar()
 
 
@@ -54,7 +54,11 @@ def engine_for_env():
 
 def ledger_rows(tenant):
     with engine_for_env().connect() as conn:
-        return list(conn.execute(select(pipeline_ledger).where(pipeline_ledger.c.tenant == tenant).order_by(pipeline_ledger.c.id)))
+        return list(
+            conn.execute(
+                select(pipeline_ledger).where(pipeline_ledger.c.tenant == tenant).order_by(pipeline_ledger.c.id)
+            )
+        )
 
 
 def materialized(asset):
@@ -75,16 +79,20 @@ def poison(engine, external_id):
     """A real database error on inserting one entity: a trigger, on either database."""
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.execute(text(
-                "CREATE TRIGGER poison BEFORE INSERT ON entities "
-                f"WHEN NEW.external_id = '{external_id}' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
-            ))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON entities "
+                    f"WHEN NEW.external_id = '{external_id}' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+                )
+            )
         else:
-            conn.execute(text(
-                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
-                f"IF NEW.external_id = '{external_id}' THEN RAISE EXCEPTION 'poisoned row'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            ))
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.external_id = '{external_id}' THEN RAISE EXCEPTION 'poisoned row'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
             conn.execute(text("DROP TRIGGER IF EXISTS poison ON entities"))
             conn.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION poison()"))
 
@@ -94,7 +102,9 @@ def cleanup_poison(app_env):
     yield
     engine = engine_for_env()
     with engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER IF EXISTS poison" + (" ON entities" if engine.dialect.name != "sqlite" else "")))
+        conn.execute(
+            text("DROP TRIGGER IF EXISTS poison" + (" ON entities" if engine.dialect.name != "sqlite" else ""))
+        )
 
 
 def test_one_run_carries_every_tenant_of_the_range(world):

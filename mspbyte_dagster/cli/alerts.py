@@ -32,15 +32,22 @@ def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']:>6} {row['tenant']:<20} {row['severity']:<9}{row['status']:<11}"
-                   f"{row['alert_type']:<24}{row['entity_type']}:{row['entity_id']}  {row['message']}")
+        click.echo(
+            f"{row['id']:>6} {row['tenant']:<20} {row['severity']:<9}{row['status']:<11}"
+            f"{row['alert_type']:<24}{row['entity_type']}:{row['entity_id']}  {row['message']}"
+        )
 
 
 @alerts.command("suppress")
 @click.argument("alert_id", type=int)
 @click.option("--reason", required=True)
-@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-              help="Expiry (UTC), at most 90 days ahead.")
+@click.option(
+    "--until",
+    "until",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Expiry (UTC), at most 90 days ahead.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @expected_errors
 def alerts_suppress(alert_id: int, reason: str, until: datetime, as_json: bool) -> None:

@@ -11,10 +11,18 @@ from mspbyte_dagster.cli.common import echo_json, main, settings
 @click.option("--users", type=click.IntRange(10, 50_000), default=1_000, show_default=True)
 @click.option("--tenants", "tenant_count", type=click.IntRange(1, 100), default=1, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--memory/--no-memory", default=True, show_default=True,
-              help="Also measure peak memory per stage of the new path (a second, traced run).")
-@click.option("--legacy/--no-legacy", default=True, show_default=True,
-              help="Also run the legacy path (slow at large sizes: one statement per entity and edge).")
+@click.option(
+    "--memory/--no-memory",
+    default=True,
+    show_default=True,
+    help="Also measure peak memory per stage of the new path (a second, traced run).",
+)
+@click.option(
+    "--legacy/--no-legacy",
+    default=True,
+    show_default=True,
+    help="Also run the legacy path (slow at large sizes: one statement per entity and edge).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, as_json: bool) -> None:
     """Synthetic tenants on a scratch database of DATABASE_URL's kind: queries, seconds, peak MB, ratios."""
@@ -37,5 +45,7 @@ def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, 
         ratio = figures["ratio"]
         if ratio:
             click.echo(f"{'':<10}{'ratio':<8}{ratio['queries']:>8}x{ratio['seconds']:>9}x")
-    click.echo(f"new path, context to alerts: {result['new_total_seconds']} s; "
-               f"process peak RSS {result['process_max_rss_mb']} MB")
+    click.echo(
+        f"new path, context to alerts: {result['new_total_seconds']} s; "
+        f"process peak RSS {result['process_max_rss_mb']} MB"
+    )

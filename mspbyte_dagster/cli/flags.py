@@ -31,8 +31,10 @@ def show(flag: str, tenant: str | None, as_json: bool) -> None:
         return
     where = f" for {tenant} (bucket {status.bucket})" if tenant else ""
     overrides = f", {status.override_count} tenant override(s)" if status.override_count else ""
-    click.echo(f"{flag}{where}: {'on' if status.effective else 'off'} ({status.source}; global "
-               f"{'on' if status.global_enabled else 'off'}, rollout {status.rollout}%{overrides})")
+    click.echo(
+        f"{flag}{where}: {'on' if status.effective else 'off'} ({status.source}; global "
+        f"{'on' if status.global_enabled else 'off'}, rollout {status.rollout}%{overrides})"
+    )
 
 
 def change(action) -> None:
@@ -56,8 +58,10 @@ def flags_list(as_json: bool) -> None:
         return
     for status in statuses:
         state = "on" if status.global_enabled else "off"
-        click.echo(f"{status.flag:<24}{state:<5}rollout {status.rollout:>3}%  overrides {status.override_count:<4}"
-                   f"({status.source})")
+        click.echo(
+            f"{status.flag:<24}{state:<5}rollout {status.rollout:>3}%  overrides {status.override_count:<4}"
+            f"({status.source})"
+        )
 
 
 @flags.command("status")

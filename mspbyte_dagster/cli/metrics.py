@@ -18,8 +18,12 @@ def metrics() -> None:
 
 @metrics.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on (default: METRICS_PORT, 9090; 0: any free port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default: METRICS_PORT, 9090; 0: any free port).",
+)
 def metrics_serve(host: str, port: int | None) -> None:
     """Serve /metrics (Prometheus text format) and /health until stopped.
 

@@ -88,8 +88,12 @@ def tenants_add(key: str, name: str, azure_tenant_id: str, as_json: bool) -> Non
     if not current.graph_client_id:
         fail("GRAPH_CLIENT_ID is not set: the consent URL names the MSP's app registration (its Application ID)")
     added = add_graph_tenant(
-        app_engine(), key, name, azure_tenant_id,
-        client_id=current.graph_client_id, authority_host=current.graph_authority_host,
+        app_engine(),
+        key,
+        name,
+        azure_tenant_id,
+        client_id=current.graph_client_id,
+        authority_host=current.graph_authority_host,
     )
     register_partitions([added.tenant])
     if as_json:

@@ -46,12 +46,15 @@ def run_summaries(results: list[TenantPass], selected: set[str]) -> list[AssetCh
     for name in selected:
         checked = [r for r in results if name in r.checks]
         failed = sorted(r.tenant for r in checked if not r.checks[name].passed)
-        summaries.append(AssetCheckResult(
-            check_name=name,
-            asset_key=CHECKS[name][0],
-            passed=not failed,
-            description=f"failed for {len(failed)} of {len(checked)} tenant(s)" if failed
-            else f"{len(checked)} tenant(s) checked",
-            metadata={"failed_tenants": failed},
-        ))
+        summaries.append(
+            AssetCheckResult(
+                check_name=name,
+                asset_key=CHECKS[name][0],
+                passed=not failed,
+                description=f"failed for {len(failed)} of {len(checked)} tenant(s)"
+                if failed
+                else f"{len(checked)} tenant(s) checked",
+                metadata={"failed_tenants": failed},
+            )
+        )
     return summaries

@@ -67,7 +67,9 @@ def _report(context: SensorEvaluationContext, outcome: TickOutcome, read: int, s
         context.log.warning(f"{gap.describe()}: requesting a full refresh of every tenant")
     for rejection in outcome.rejections[:LOGGED_REJECTIONS]:
         message = rejection.message
-        context.log.warning(f"dead-lettered {SYNC_STREAM} sequence {message.seq} ({message.subject}): {rejection.header}")
+        context.log.warning(
+            f"dead-lettered {SYNC_STREAM} sequence {message.seq} ({message.subject}): {rejection.header}"
+        )
     if len(outcome.rejections) > LOGGED_REJECTIONS:
         context.log.warning(f"... and {len(outcome.rejections) - LOGGED_REJECTIONS} more dead-lettered event(s)")
     for window in outcome.orphaned:

@@ -81,8 +81,15 @@ def plan_alerts(
             plan.event("created", "active", finding.severity, finding.details, fingerprint=key)
         elif row.status == "resolved" or (row.status == "suppressed" and row.suppressed_until <= now):
             plan.updates.append(
-                {"alert_id": row.id, "status": "active", "last_seen_at": seen_at, "resolved_at": None,
-                 "resolved_reason": None, "times_reopened": row.times_reopened + 1, "updated_at": now}
+                {
+                    "alert_id": row.id,
+                    "status": "active",
+                    "last_seen_at": seen_at,
+                    "resolved_at": None,
+                    "resolved_reason": None,
+                    "times_reopened": row.times_reopened + 1,
+                    "updated_at": now,
+                }
                 | content
             )
             plan.event("reopened", "active", finding.severity, finding.details, fingerprint=key, alert_id=row.id)
@@ -105,8 +112,13 @@ def plan_alerts(
         else:
             continue  # its rule was not evaluated for this entity: left exactly as it is
         plan.updates.append(
-            {"alert_id": row.id, "status": "resolved", "resolved_at": seen_at, "resolved_reason": reason,
-             "updated_at": now}
+            {
+                "alert_id": row.id,
+                "status": "resolved",
+                "resolved_at": seen_at,
+                "resolved_reason": reason,
+                "updated_at": now,
+            }
         )
         plan.event("resolved", "resolved", row.severity, {"reason": reason}, fingerprint=key, alert_id=row.id)
     return plan
@@ -202,7 +214,9 @@ def new_alerts_markdown(plan: AlertPlan) -> str:
     lines = ["| severity | alert | entity | message |", "|---|---|---|---|"]
     for row in sorted(plan.creates, key=lambda c: -SEVERITY_RANK[c["severity"]])[:50]:
         message = row["message"].replace("|", "\\|").replace("<", "&lt;")
-        lines.append(f"| {row['severity']} | {row['alert_type']} | {row['entity_type']} {row['entity_id']} | {message} |")
+        lines.append(
+            f"| {row['severity']} | {row['alert_type']} | {row['entity_type']} {row['entity_id']} | {message} |"
+        )
     if len(plan.creates) > 50:
         lines.append(f"| | | | ... and {len(plan.creates) - 50} more |")
     return "\n".join(lines)
@@ -235,8 +249,9 @@ class AlertManager:
             ids = {
                 fingerprint_of(row): row.id
                 for row in self.conn.execute(
-                    select(alerts.c.id, alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id)
-                    .where(alerts.c.tenant == tenant)
+                    select(
+                        alerts.c.id, alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id
+                    ).where(alerts.c.tenant == tenant)
                 )
             }
         by_columns: dict[tuple[str, ...], list[dict]] = {}

@@ -137,7 +137,9 @@ def run_bench(
             "ratio": {
                 "queries": round(old["queries"] / max(new["queries"], 1), 1),
                 "seconds": round(old["seconds"] / max(new["seconds"], 1e-6), 1),
-            } if old else None,
+            }
+            if old
+            else None,
         }
     return {
         "database": kind,
@@ -151,5 +153,8 @@ def run_bench(
 
 def _rounded(figures: dict) -> dict:
     peak = figures["peak_mb"]
-    return {"queries": figures["queries"], "seconds": round(figures["seconds"], 3),
-            "peak_mb": round(peak, 1) if peak is not None else None}
+    return {
+        "queries": figures["queries"],
+        "seconds": round(figures["seconds"], 3),
+        "peak_mb": round(peak, 1) if peak is not None else None,
+    }

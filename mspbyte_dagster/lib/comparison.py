@@ -38,8 +38,9 @@ def path_outputs(
     """Capture a path's results while its writes are still visible (before a savepoint rolls back)."""
     parent, child = aliased(entities), aliased(entities)
     edges = conn.execute(
-        select(entity_relationships.c.relationship_type, parent.c.entity_type, parent.c.external_id,
-               child.c.external_id)
+        select(
+            entity_relationships.c.relationship_type, parent.c.entity_type, parent.c.external_id, child.c.external_id
+        )
         .join(parent, parent.c.id == entity_relationships.c.parent_id)
         .join(child, child.c.id == entity_relationships.c.child_id)
         .where(entity_relationships.c.tenant == context.tenant)
@@ -67,8 +68,10 @@ def _difference(legacy: set[str], new: set[str]) -> dict:
 
 
 def compare(tenant: str, legacy: PathOutputs, new: PathOutputs) -> dict:
-    sections = {name: _difference(getattr(legacy, name), getattr(new, name))
-                for name in ("entities", "edges", "findings", "alert_actions")}
+    sections = {
+        name: _difference(getattr(legacy, name), getattr(new, name))
+        for name in ("entities", "edges", "findings", "alert_actions")
+    }
     performance = {
         "legacy": {"queries": legacy.queries, "milliseconds": round(legacy.milliseconds)},
         "new": {"queries": new.queries, "milliseconds": round(new.milliseconds)},
@@ -90,17 +93,27 @@ def compare(tenant: str, legacy: PathOutputs, new: PathOutputs) -> dict:
 
 def report_markdown(report: dict) -> str:
     verdict = "**discrepancies found**" if report["has_discrepancies"] else "no discrepancy"
-    lines = [f"Comparison for `{report['tenant']}`: {verdict}", "",
-             "| | legacy | new | missing in new | extra in new |", "|---|---|---|---|---|"]
+    lines = [
+        f"Comparison for `{report['tenant']}`: {verdict}",
+        "",
+        "| | legacy | new | missing in new | extra in new |",
+        "|---|---|---|---|---|",
+    ]
     for name in ("entities", "edges", "findings", "alert_actions"):
         section = report[name]
-        lines.append(f"| {name} | {section['legacy']} | {section['new']} | {section['missing_count']} "
-                     f"| {section['extra_count']} |")
+        lines.append(
+            f"| {name} | {section['legacy']} | {section['new']} | {section['missing_count']} "
+            f"| {section['extra_count']} |"
+        )
     perf = report["performance"]
-    lines += ["", "| | queries | ms |", "|---|---|---|",
-              f"| legacy | {perf['legacy']['queries']} | {perf['legacy']['milliseconds']} |",
-              f"| new | {perf['new']['queries']} | {perf['new']['milliseconds']} |",
-              f"| ratio | {perf['ratio']['queries']}x | {perf['ratio']['milliseconds']}x |"]
+    lines += [
+        "",
+        "| | queries | ms |",
+        "|---|---|---|",
+        f"| legacy | {perf['legacy']['queries']} | {perf['legacy']['milliseconds']} |",
+        f"| new | {perf['new']['queries']} | {perf['new']['milliseconds']} |",
+        f"| ratio | {perf['ratio']['queries']}x | {perf['ratio']['milliseconds']}x |",
+    ]
     for name in ("entities", "edges", "findings", "alert_actions"):
         for label in ("missing_in_new", "extra_in_new"):
             items = report[name][label]

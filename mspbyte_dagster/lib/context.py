@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
 from mspbyte_dagster.lib.store.schema import data_sources, entities, snapshots, tenants
@@ -167,8 +167,13 @@ def applicable_users(context: TenantContext, policy: dict, by_template: dict[str
 
 def build_context(header: TenantHeader, rows: list[EntityRow]) -> TenantContext:
     context = TenantContext(header)
-    by_type = {"user": context.users, "group": context.groups, "role": context.roles,
-               "policy": context.policies, "sku": context.skus}
+    by_type = {
+        "user": context.users,
+        "group": context.groups,
+        "role": context.roles,
+        "policy": context.policies,
+        "sku": context.skus,
+    }
     for row in rows:
         context.entity_ids[(row.entity_type, row.external_id)] = row.id
         context.states[(row.entity_type, row.external_id)] = row.state
@@ -225,8 +230,15 @@ def header_query(tenant: str):
             snapshots.c.counts,
             snapshots.c.sources,
         )
-        .join(data_sources, (data_sources.c.tenant == tenants.c.tenant) & (data_sources.c.source_id == M365_DATA_SOURCE))
-        .join(snapshots, (snapshots.c.id == data_sources.c.current_snapshot_id) & (snapshots.c.tenant == tenant))
+        .join(
+            data_sources, (data_sources.c.tenant == tenants.c.tenant) & (data_sources.c.source_id == M365_DATA_SOURCE)
+        )
+        # the snapshot the entities came from (the current one until entities have run once)
+        .join(
+            snapshots,
+            (snapshots.c.id == func.coalesce(data_sources.c.processed_snapshot_id, data_sources.c.current_snapshot_id))
+            & (snapshots.c.tenant == tenant),
+        )
         .where(tenants.c.tenant == tenant)
     )
 

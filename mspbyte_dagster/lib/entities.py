@@ -72,9 +72,7 @@ def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
     records: dict[str, list[Record]] = {}
     for entity_type, (stem, key, name) in SOURCES.items():
         if stem in snapshot.files:
-            records[entity_type] = [
-                Record(entity_type, obj[key], obj.get(name), obj) for obj in snapshot.files[stem]
-            ]
+            records[entity_type] = [Record(entity_type, obj[key], obj.get(name), obj) for obj in snapshot.files[stem]]
     tenant = {k: v for k, v in snapshot.tenant.items() if k not in ("capturedAt", "sources")}
     records["tenant"] = [Record("tenant", snapshot.key, snapshot.tenant.get("name"), tenant)]
     for entity_type, (stem, field) in SUB_RESOURCES.items():
@@ -99,8 +97,9 @@ class EntityCounts:
         return dict(self.__dict__)
 
 
-def _carry_over(conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot,
-                records: dict[str, list[Record]]) -> None:
+def _carry_over(
+    conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot, records: dict[str, list[Record]]
+) -> None:
     """Keep the stored value of sub-resources whose file was not read whole."""
     for entity_type, (stem, field) in SUB_RESOURCES.items():
         if snapshot.is_complete(stem) or entity_type not in records:

@@ -169,7 +169,9 @@ def check_event(message: StreamMessage, registry: Registry) -> SyncEvent | Rejec
     try:
         event = json.loads(message.data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return Rejection(message, MALFORMED_JSON, f"not JSON ({error.__class__.__name__} at byte {getattr(error, 'pos', 0)})")
+        return Rejection(
+            message, MALFORMED_JSON, f"not JSON ({error.__class__.__name__} at byte {getattr(error, 'pos', 0)})"
+        )
     problem = _schema_problem(event, message.subject)
     if problem:
         return Rejection(message, WRONG_SCHEMA, problem)

@@ -70,8 +70,11 @@ class DatabaseFlagStore:
             require_tenant(conn, tenant)
             conn.execute(delete(flag_overrides).where(flag_overrides.c.tenant == tenant, flag_overrides.c.flag == flag))
             if enabled is not None:
-                conn.execute(insert(flag_overrides).values(flag=flag, tenant=tenant, enabled=enabled,
-                                                           updated_at=datetime.now(UTC)))
+                conn.execute(
+                    insert(flag_overrides).values(
+                        flag=flag, tenant=tenant, enabled=enabled, updated_at=datetime.now(UTC)
+                    )
+                )
 
 
 class RedisFlagStore:
@@ -101,8 +104,11 @@ class RedisFlagStore:
                 runtime[flag] = RuntimeFlag(
                     None if enabled is None else enabled == "1", None if rollout is None else int(rollout)
                 )
-        overrides = {(flag, tenant): value == "1" for flag, found in zip(FLAGS, per_flag, strict=True)
-                     for tenant, value in found.items()}
+        overrides = {
+            (flag, tenant): value == "1"
+            for flag, found in zip(FLAGS, per_flag, strict=True)
+            for tenant, value in found.items()
+        }
         return runtime, overrides
 
     def _write(self, action) -> None:
@@ -111,8 +117,9 @@ class RedisFlagStore:
             action(pipe)
             pipe.execute()
         except redis.RedisError as error:
-            raise FlagStoreUnavailable(f"Redis at REDIS_URL refused the change ({type(error).__name__}); "
-                                       "nothing was applied") from None
+            raise FlagStoreUnavailable(
+                f"Redis at REDIS_URL refused the change ({type(error).__name__}); nothing was applied"
+            ) from None
 
     def set_enabled(self, flag: str, enabled: bool) -> None:
         key = f"{check_flag(flag)}:enabled"

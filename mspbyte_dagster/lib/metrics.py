@@ -70,6 +70,7 @@ Figures = Counter  # (figure name, *labels) -> value; sums over an id range add 
 
 # --- aggregate queries: every one grouped, over an id range of one append-only table --------------
 
+
 def _id_range(table: Table, after: int, upto: int | None) -> list:
     bounds = [table.c.id > after]
     if upto is not None:
@@ -89,9 +90,11 @@ def ledger_figures(conn: Connection, after: int, upto: int | None) -> Figures:
     c = pipeline_ledger.c
     ended = [c.status != RUNNING, *_id_range(pipeline_ledger, after, upto)]
     buckets = [func.sum(case((c.duration_ms <= round(le * 1000), 1), else_=0)) for le in DURATION_BUCKETS]
-    per_status = select(
-        c.status, func.count(), func.sum(c.duration_ms), func.sum(c.queries), func.sum(c.slow_queries), *buckets
-    ).where(*ended).group_by(c.status)
+    per_status = (
+        select(c.status, func.count(), func.sum(c.duration_ms), func.sum(c.queries), func.sum(c.slow_queries), *buckets)
+        .where(*ended)
+        .group_by(c.status)
+    )
     figures = Figures()
     for status, passes, duration_ms, queries, slow, *in_buckets in conn.execute(per_status):
         figures["passes", status] += passes
@@ -140,8 +143,9 @@ class SettledTotals:
     read again. A pass still running past that age counts as abandoned (its process died).
     """
 
-    def __init__(self, table: Table, aggregate: Callable[[Connection, int, int | None], Figures],
-                 settle_after: timedelta):
+    def __init__(
+        self, table: Table, aggregate: Callable[[Connection, int, int | None], Figures], settle_after: timedelta
+    ):
         self._table, self._aggregate = table, aggregate
         self._settle_after = settle_after.total_seconds()
         self._mark = 0
@@ -162,6 +166,7 @@ class SettledTotals:
 
 
 # --- the collector ---------------------------------------------------------------------------------
+
 
 def _counter(name: str, documentation: str, label: str | None, values: dict) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=[label] if label else None)
@@ -186,8 +191,7 @@ def _by(figures: Figures, name: str, known: Iterable[str]) -> dict[str, float]:
 class PipelineCollector(Collector):
     """The pipeline's figures for Prometheus, recomputed from the app database at each scrape."""
 
-    def __init__(self, engine: Engine, flags: Callable[[], FeatureFlagManager],
-                 settle_after: timedelta = SETTLE_AFTER):
+    def __init__(self, engine: Engine, flags: Callable[[], FeatureFlagManager], settle_after: timedelta = SETTLE_AFTER):
         self._engine, self._flags = engine, flags
         self._ledger = SettledTotals(pipeline_ledger, ledger_figures, settle_after)
         self._events = SettledTotals(alert_events, alert_event_figures, settle_after)
@@ -195,15 +199,23 @@ class PipelineCollector(Collector):
         self._lock = threading.Lock()  # scrapes may overlap; the high-water marks move one at a time
 
     def collect(self) -> Iterator[Metric]:
-        yield _gauge("mspbyte_uptime_seconds", "Seconds since this exporter started.", None,
-                     {None: time.monotonic() - self._started})
+        yield _gauge(
+            "mspbyte_uptime_seconds",
+            "Seconds since this exporter started.",
+            None,
+            {None: time.monotonic() - self._started},
+        )
         try:
             with self._lock, self._engine.connect() as conn:
                 now = time.monotonic()
                 ledger, events = self._ledger.read(conn, now), self._events.read(conn, now)
-                open_alerts = dict(conn.execute(
-                    select(alerts.c.severity, func.count()).where(alerts.c.status == "active")
-                    .group_by(alerts.c.severity)).all())
+                open_alerts = dict(
+                    conn.execute(
+                        select(alerts.c.severity, func.count())
+                        .where(alerts.c.status == "active")
+                        .group_by(alerts.c.severity)
+                    ).all()
+                )
                 tenant_count = conn.execute(select(func.count()).select_from(tenants)).scalar_one()
             flags = self._flags()
         except SQLAlchemyError as error:
@@ -212,43 +224,82 @@ class PipelineCollector(Collector):
             return
         yield _gauge("mspbyte_database_up", "1 when the app database answered this scrape.", None, {None: 1})
         yield from self._ledger_metrics(ledger)
-        yield _counter("mspbyte_alerts_total", "Alert actions taken (alert_events rows), by action.", "action",
-                       _by(events, "alerts", ACTIONS))
-        yield _gauge("mspbyte_alerts_open", "Alerts with status active, by severity.", "severity",
-                     {s: open_alerts.get(s, 0) for s in dict.fromkeys([*SEVERITIES, *open_alerts])})
+        yield _counter(
+            "mspbyte_alerts_total",
+            "Alert actions taken (alert_events rows), by action.",
+            "action",
+            _by(events, "alerts", ACTIONS),
+        )
+        yield _gauge(
+            "mspbyte_alerts_open",
+            "Alerts with status active, by severity.",
+            "severity",
+            {s: open_alerts.get(s, 0) for s in dict.fromkeys([*SEVERITIES, *open_alerts])},
+        )
         yield _gauge("mspbyte_tenants", "Tenants registered in the app database.", None, {None: tenant_count})
         statuses = flags.statuses()
-        yield _gauge("mspbyte_feature_flags", "Global value of each feature flag (1 on, 0 off).", "flag",
-                     {s.flag: int(s.global_enabled) for s in statuses})
-        yield _gauge("mspbyte_feature_rollout_percentage", "Rollout percentage of each feature flag.", "flag",
-                     {s.flag: s.rollout for s in statuses})
+        yield _gauge(
+            "mspbyte_feature_flags",
+            "Global value of each feature flag (1 on, 0 off).",
+            "flag",
+            {s.flag: int(s.global_enabled) for s in statuses},
+        )
+        yield _gauge(
+            "mspbyte_feature_rollout_percentage",
+            "Rollout percentage of each feature flag.",
+            "flag",
+            {s.flag: s.rollout for s in statuses},
+        )
 
     @staticmethod
     def _ledger_metrics(figures: Figures) -> Iterator[Metric]:
         passes = _by(figures, "passes", PASS_STATUSES)
-        yield _counter("mspbyte_pipeline_executions_total",
-                       "Tenant passes that ended, by how they ended (ledger rows; a running pass counts when it ends).",
-                       "status", passes)
-        duration = HistogramMetricFamily("mspbyte_pipeline_duration_seconds",
-                                         "Duration of ended tenant passes, by how they ended.", labels=["status"])
+        yield _counter(
+            "mspbyte_pipeline_executions_total",
+            "Tenant passes that ended, by how they ended (ledger rows; a running pass counts when it ends).",
+            "status",
+            passes,
+        )
+        duration = HistogramMetricFamily(
+            "mspbyte_pipeline_duration_seconds",
+            "Duration of ended tenant passes, by how they ended.",
+            labels=["status"],
+        )
         for status, count in passes.items():
             buckets = [(floatToGoString(le), figures["bucket", status, le]) for le in DURATION_BUCKETS]
             duration.add_metric([status], [*buckets, ("+Inf", count)], figures["duration_ms", status] / 1000)
         yield duration
-        yield _counter("mspbyte_stage_executions_total", "Stages completed by ended passes, by stage.", "stage",
-                       _by(figures, "stage_runs", STAGES))
-        yield _counter("mspbyte_stage_duration_seconds_total", "Seconds spent in completed stages, by stage.",
-                       "stage", {k: v / 1000 for k, v in _by(figures, "stage_ms", STAGES).items()})
-        yield _counter("mspbyte_stage_queries_total", "Database queries of completed stages, by stage.", "stage",
-                       _by(figures, "stage_queries", STAGES))
-        yield _counter("mspbyte_queries_total", "Database queries issued by ended passes.", None,
-                       {None: figures["queries"]})
-        yield _counter("mspbyte_slow_queries_total",
-                       "Queries slower than SLOW_QUERY_THRESHOLD_MS in ended passes.", None,
-                       {None: figures["slow_queries"]})
+        yield _counter(
+            "mspbyte_stage_executions_total",
+            "Stages completed by ended passes, by stage.",
+            "stage",
+            _by(figures, "stage_runs", STAGES),
+        )
+        yield _counter(
+            "mspbyte_stage_duration_seconds_total",
+            "Seconds spent in completed stages, by stage.",
+            "stage",
+            {k: v / 1000 for k, v in _by(figures, "stage_ms", STAGES).items()},
+        )
+        yield _counter(
+            "mspbyte_stage_queries_total",
+            "Database queries of completed stages, by stage.",
+            "stage",
+            _by(figures, "stage_queries", STAGES),
+        )
+        yield _counter(
+            "mspbyte_queries_total", "Database queries issued by ended passes.", None, {None: figures["queries"]}
+        )
+        yield _counter(
+            "mspbyte_slow_queries_total",
+            "Queries slower than SLOW_QUERY_THRESHOLD_MS in ended passes.",
+            None,
+            {None: figures["slow_queries"]},
+        )
 
 
 # --- reading the database, health, and the HTTP endpoint -------------------------------------------
+
 
 @cache
 def read_engine(url: str) -> Engine:
@@ -262,8 +313,10 @@ def read_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return engine_for(url)
     uri = Path(parsed.database).absolute().as_uri()  # file:///... ; mode=rw never creates a missing file
-    return create_engine(f"sqlite:///{uri}?mode=rw&uri=true",
-                         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
+    return create_engine(
+        f"sqlite:///{uri}?mode=rw&uri=true",
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None},
+    )
 
 
 def database_health(engine: Engine) -> tuple[bool, str]:
@@ -348,8 +401,14 @@ class MetricsServer:
         self.stop()
 
 
-def metrics_server(database_url: str, flag_defaults: dict[str, FlagDefault], redis_url: str | None = None,
-                   host: str = "127.0.0.1", port: int = 9090, settle_after: timedelta = SETTLE_AFTER) -> MetricsServer:
+def metrics_server(
+    database_url: str,
+    flag_defaults: dict[str, FlagDefault],
+    redis_url: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 9090,
+    settle_after: timedelta = SETTLE_AFTER,
+) -> MetricsServer:
     """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store."""
     engine = read_engine(database_url)
     store = flag_store(redis_url, engine)
@@ -358,6 +417,7 @@ def metrics_server(database_url: str, flag_defaults: dict[str, FlagDefault], red
 
 
 # --- Pushgateway --------------------------------------------------------------------------------------
+
 
 class PassFigures(Protocol):
     """What a run reports per tenant (lib.pipeline.TenantPass has it)."""
@@ -377,16 +437,19 @@ def push_run_figures(gateway_url: str, run_id: str, results: Sequence[PassFigure
     """
     registry = CollectorRegistry()
     by_status = Counter(result.status for result in results)
-    tenants_gauge = Gauge("mspbyte_run_tenants", "Tenants of the run, by how their pass ended.", ["status"],
-                          registry=registry)
+    tenants_gauge = Gauge(
+        "mspbyte_run_tenants", "Tenants of the run, by how their pass ended.", ["status"], registry=registry
+    )
     for status in dict.fromkeys([*RUN_STATUSES, *by_status]):
         tenants_gauge.labels(status).set(by_status[status])
     for name, documentation, value in (
-        ("mspbyte_run_duration_seconds", "Seconds the run's tenant passes took, summed.",
-         sum(r.duration_ms for r in results) / 1000),
+        (
+            "mspbyte_run_duration_seconds",
+            "Seconds the run's tenant passes took, summed.",
+            sum(r.duration_ms for r in results) / 1000,
+        ),
         ("mspbyte_run_queries", "Database queries of the run's tenant passes.", sum(r.queries for r in results)),
-        ("mspbyte_run_slow_queries", "Slow queries of the run's tenant passes.",
-         sum(r.slow_queries for r in results)),
+        ("mspbyte_run_slow_queries", "Slow queries of the run's tenant passes.", sum(r.slow_queries for r in results)),
     ):
         Gauge(name, documentation, registry=registry).set(value)
     push_to_gateway(gateway_url, job=PUSH_JOB, registry=registry, grouping_key={"run_id": run_id}, timeout=timeout)

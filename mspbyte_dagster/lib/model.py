@@ -62,5 +62,10 @@ class RuleEvaluation:
 
     @classmethod
     def from_json(cls, data: dict) -> RuleEvaluation:
-        return cls(data["analysis_type"], data["alert_type"], data["evaluated"], data.get("reason"),
-                   frozenset(data.get("skipped") or ()))
+        return cls(
+            data["analysis_type"],
+            data["alert_type"],
+            data["evaluated"],
+            data.get("reason"),
+            frozenset(data.get("skipped") or ()),
+        )

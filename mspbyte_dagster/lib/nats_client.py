@@ -201,7 +201,9 @@ async def _read_from(js: JetStreamContext, stream: str, start: int, limit: int, 
     try:
         while pending and len(messages) < limit and time.monotonic() < deadline:
             try:
-                fetched = await subscription.fetch(min(FETCH_SIZE, limit - len(messages)), timeout=FETCH_TIMEOUT_SECONDS)
+                fetched = await subscription.fetch(
+                    min(FETCH_SIZE, limit - len(messages)), timeout=FETCH_TIMEOUT_SECONDS
+                )
             except asyncio.TimeoutError:
                 break
             for message in fetched:

@@ -37,8 +37,12 @@ PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
 COMPARISON = "comparison_report"
 ASSETS = (*STAGES, COMPARISON)
 # The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
-STAGE_FLAGS = {"tenant_context": "batch_loading", "relationships": "batch_loading",
-               "findings": "unified_analyzer", "alerts": "alert_manager"}
+STAGE_FLAGS = {
+    "tenant_context": "batch_loading",
+    "relationships": "batch_loading",
+    "findings": "unified_analyzer",
+    "alerts": "alert_manager",
+}
 
 
 class NoSnapshotError(LookupError):
@@ -143,6 +147,7 @@ def snapshot_stage(state: PassState) -> dict:
 
 def entities_stage(state: PassState) -> dict:
     counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
+    tenant_store.mark_processed(state.conn, state.tenant, state.data_source_id, state.snapshot_id)
     state.entities_written = True
     return counts.as_json()
 
@@ -159,8 +164,12 @@ def context_stage(state: PassState) -> dict:
     store = state.options.context_store
     if store is not None:
         state.after_commit.append(lambda context=state.context: store.save(context))
-    return {"path": state.paths["tenant_context"], "entities": state.context.entity_counts(),
-            "admins": len(state.context.admins), "inputs_read": sorted(state.context.header.complete)}
+    return {
+        "path": state.paths["tenant_context"],
+        "entities": state.context.entity_counts(),
+        "admins": len(state.context.admins),
+        "inputs_read": sorted(state.context.header.complete),
+    }
 
 
 def _context(state: PassState) -> TenantContext:
@@ -193,11 +202,17 @@ def findings_stage(state: PassState) -> dict:
             state.analysis = LegacyAnalyzers(state.conn).analyze(context)
     with module("FindingsStore"):
         replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
-    orphans = sorted({f"{f.entity_type}:{f.entity_id}" for f in state.analysis.findings
-                      if (f.entity_type, f.entity_id) not in context.entity_ids})
+    orphans = sorted(
+        {
+            f"{f.entity_type}:{f.entity_id}"
+            for f in state.analysis.findings
+            if (f.entity_type, f.entity_id) not in context.entity_ids
+        }
+    )
     state.checks["finding_entities_exist"] = CheckOutcome(
         passed=not orphans,
-        description=f"{len(orphans)} finding(s) name an entity the context lacks" if orphans
+        description=f"{len(orphans)} finding(s) name an entity the context lacks"
+        if orphans
         else "every finding's entity is in the context",
         metadata={"missing": orphans[:50]},
     )
@@ -215,7 +230,8 @@ def alerts_stage(state: PassState) -> dict:
         doubles = duplicate_open_fingerprints(state.conn, state.tenant)
     state.checks["one_open_alert_per_fingerprint"] = CheckOutcome(
         passed=not doubles,
-        description=f"{len(doubles)} fingerprint(s) with more than one open alert" if doubles
+        description=f"{len(doubles)} fingerprint(s) with more than one open alert"
+        if doubles
         else "no two open alerts share a fingerprint",
         metadata={"duplicates": doubles[:50]},
     )
@@ -247,8 +263,15 @@ def _run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
 def _shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
     """The path the flags did not select, run inside a SAVEPOINT that is rolled back."""
     kind = "legacy" if "new" in state.paths.values() else "new"
-    shadow = replace(state, paths=dict.fromkeys(PATH_STAGES, kind), context=None, analysis=None,
-                     alert_outcome=None, checks={}, after_commit=[])
+    shadow = replace(
+        state,
+        paths=dict.fromkeys(PATH_STAGES, kind),
+        context=None,
+        analysis=None,
+        alert_outcome=None,
+        checks={},
+        after_commit=[],
+    )
     with state.conn.begin_nested() as savepoint:
         figures = [_run_stage(shadow, stage, stats) for stage in PATH_STAGES]
         outputs = path_outputs(state.conn, shadow.context, shadow.analysis, shadow.alert_outcome, shadow.paths)
@@ -294,8 +317,9 @@ def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: i
     current = tenant_store.current_snapshot(conn, tenant)
     if current is None:
         raise NoSnapshotError(tenant)
-    return PassState(conn, tenant, current.data_source_id, current.snapshot_id, options, ledger_id,
-                     options.paths(tenant))
+    return PassState(
+        conn, tenant, current.data_source_id, current.snapshot_id, options, ledger_id, options.paths(tenant)
+    )
 
 
 def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], options: PassOptions) -> TenantPass:
@@ -359,7 +383,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     "lease": lease,
                     "flags": options.flags.tenant_values(tenant),
                     "comparison": {"has_discrepancies": result.comparison["has_discrepancies"]}
-                    if result.comparison else None,
+                    if result.comparison
+                    else None,
                     "query_stats": query_stats,
                 },
             )

@@ -145,9 +145,31 @@ RECENT, STALE, NON_INTERACTIVE, BACKGROUND, NEVER_OLD, NEVER_NEW = (
     "never_new",
 )
 _FIRST_NAMES = (
-    "Anna", "José", "Zoë", "Łukasz", "Søren", "François", "Aiko", "Mohammed", "Seán", "Priya", "Björn", "Chloé",
+    "Anna",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Søren",
+    "François",
+    "Aiko",
+    "Mohammed",
+    "Seán",
+    "Priya",
+    "Björn",
+    "Chloé",
 )
-_LAST_NAMES = ("Müller", "O'Brien", "García", "Nguyễn", "Kowalski", "Smith", "李", "Øvergaard", 'de "la" Cruz', "Dubois")
+_LAST_NAMES = (
+    "Müller",
+    "O'Brien",
+    "García",
+    "Nguyễn",
+    "Kowalski",
+    "Smith",
+    "李",
+    "Øvergaard",
+    'de "la" Cruz',
+    "Dubois",
+)
 _PARTNER_DOMAINS = ("fabrikam.com", "northwind.example", "adatum.net")
 _MFA_METHOD_SETS = (
     ("microsoftAuthenticatorPush", "softwareOneTimePasscode"),

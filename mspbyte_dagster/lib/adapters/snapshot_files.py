@@ -199,9 +199,7 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
 RECORD_KEY = {stem: ("skuId" if stem == "subscribed_skus" else "id") for stem in ARRAY_FILES}
 
 
-def record_problems(
-    record: dict, fields: dict[str, Check], required: tuple[str, ...] = ()
-) -> list[tuple[str, str]]:
+def record_problems(record: dict, fields: dict[str, Check], required: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(field, problem) pairs for one record; unknown extra fields are kept and ignored."""
     problems = [(name, "is missing") for name in required if name not in record]
     for name, check in fields.items():
@@ -351,9 +349,7 @@ class Snapshot:
 
     def incomplete(self) -> dict[str, str]:
         return {
-            stem: source.get("reason", "")
-            for stem, source in self.sources.items()
-            if not source.get("complete", True)
+            stem: source.get("reason", "") for stem, source in self.sources.items() if not source.get("complete", True)
         }
 
     def enabled_policies(self) -> int:

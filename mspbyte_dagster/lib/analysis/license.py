@@ -39,11 +39,18 @@ def license_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEv
                 continue
             reason, severity = ("disabled", "medium") if disabled else ("stale", "low")
             for sku_id in sorted(context.user_skus[uid]):
-                findings.append(Finding(
-                    ANALYSIS, "license_waste", "user", uid, severity,
-                    f"{display(user)} is {reason} and holds {_sku_name(context, sku_id)}",
-                    {"reason": reason, "sku": sku_id}, sku_id=sku_id,
-                ))
+                findings.append(
+                    Finding(
+                        ANALYSIS,
+                        "license_waste",
+                        "user",
+                        uid,
+                        severity,
+                        f"{display(user)} is {reason} and holds {_sku_name(context, sku_id)}",
+                        {"reason": reason, "sku": sku_id},
+                        sku_id=sku_id,
+                    )
+                )
     if sku_missing:
         return findings, evaluations
     threshold = context.header.unused_license_threshold
@@ -54,9 +61,27 @@ def license_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEv
         consumed, name = sku.get("consumedUnits", 0), _sku_name(context, sku_id)
         details = {"prepaid": prepaid, "consumed": consumed}
         if consumed > prepaid:
-            findings.append(Finding(ANALYSIS, "license_overuse", "sku", sku_id, "high",
-                                    f"{name}: {consumed} assigned, {prepaid} bought", details))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "license_overuse",
+                    "sku",
+                    sku_id,
+                    "high",
+                    f"{name}: {consumed} assigned, {prepaid} bought",
+                    details,
+                )
+            )
         elif sku_id not in free and prepaid - consumed >= threshold:
-            findings.append(Finding(ANALYSIS, "license_unused", "sku", sku_id, "low",
-                                    f"{name}: {prepaid - consumed} of {prepaid} unused", details))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "license_unused",
+                    "sku",
+                    sku_id,
+                    "low",
+                    f"{name}: {prepaid - consumed} of {prepaid} unused",
+                    details,
+                )
+            )
     return findings, evaluations

@@ -54,17 +54,44 @@ def mfa_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEvalua
         details = {"admin": admin, "policies": policies, "security_defaults": context.security_defaults}
         requirement = user_requirement(context, uid, requirements)
         if requirement is None:
-            findings.append(Finding(ANALYSIS, "mfa_not_enforced", "user", uid, "critical" if admin else "high",
-                                    f"No policy requires MFA for {display(user)}", details))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "mfa_not_enforced",
+                    "user",
+                    uid,
+                    "critical" if admin else "high",
+                    f"No policy requires MFA for {display(user)}",
+                    details,
+                )
+            )
         elif requirement == PARTIAL:
-            findings.append(Finding(ANALYSIS, "mfa_partial_enforced", "user", uid, "high" if admin else "medium",
-                                    f"MFA is required of {display(user)} only for some apps or clients", details))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "mfa_partial_enforced",
+                    "user",
+                    uid,
+                    "high" if admin else "medium",
+                    f"MFA is required of {display(user)} only for some apps or clients",
+                    details,
+                )
+            )
     without_record = {uid for uid, user in context.users.items() if user.get("registration") is None}
     evaluations.append(evaluation(ANALYSIS, "mfa_not_registered", registered_missing, without_record))
     for uid, user in members.items() if not registered_missing else ():
         record = user.get("registration")
         if record is not None and record.get("isMfaRegistered") is False:
             admin = uid in context.admins
-            findings.append(Finding(ANALYSIS, "mfa_not_registered", "user", uid, "high" if admin else "medium",
-                                    f"{display(user)} has not registered an MFA method", {"admin": admin}))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "mfa_not_registered",
+                    "user",
+                    uid,
+                    "high" if admin else "medium",
+                    f"{display(user)} has not registered an MFA method",
+                    {"admin": admin},
+                )
+            )
     return findings, evaluations

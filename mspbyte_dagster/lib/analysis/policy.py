@@ -35,17 +35,50 @@ def policy_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEva
         for uid, user in context.users.items():
             if is_enabled_member(user) and not context.user_policies.get(uid):
                 admin = uid in context.admins
-                findings.append(Finding(ANALYSIS, "policy_gap", "user", uid, "high" if admin else "medium",
-                                        f"No Conditional Access policy applies to {display(user)}", {"admin": admin}))
+                findings.append(
+                    Finding(
+                        ANALYSIS,
+                        "policy_gap",
+                        "user",
+                        uid,
+                        "high" if admin else "medium",
+                        f"No Conditional Access policy applies to {display(user)}",
+                        {"admin": admin},
+                    )
+                )
     tenant = context.tenant
     if not enabled and not sd:
-        findings.append(Finding(ANALYSIS, "no_conditional_access", "tenant", tenant, "high",
-                                "No Conditional Access policy is enabled and Security Defaults are off"))
+        findings.append(
+            Finding(
+                ANALYSIS,
+                "no_conditional_access",
+                "tenant",
+                tenant,
+                "high",
+                "No Conditional Access policy is enabled and Security Defaults are off",
+            )
+        )
     for pid, policy in context.policies.items():
         if policy.get("state") == REPORT_ONLY:
-            findings.append(Finding(ANALYSIS, "report_only_policy", "policy", pid, "low",
-                                    f"Policy {policy.get('displayName') or pid!r} only reports, it enforces nothing"))
+            findings.append(
+                Finding(
+                    ANALYSIS,
+                    "report_only_policy",
+                    "policy",
+                    pid,
+                    "low",
+                    f"Policy {policy.get('displayName') or pid!r} only reports, it enforces nothing",
+                )
+            )
     if not sd and not any(blocks_legacy_auth(context.policies[pid]) for pid in enabled):
-        findings.append(Finding(ANALYSIS, "legacy_auth_not_blocked", "tenant", tenant, "high",
-                                "Legacy authentication is not blocked for all users"))
+        findings.append(
+            Finding(
+                ANALYSIS,
+                "legacy_auth_not_blocked",
+                "tenant",
+                tenant,
+                "high",
+                "Legacy authentication is not blocked for all users",
+            )
+        )
     return findings, evaluations

@@ -22,6 +22,15 @@ def stale_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEval
         severity = "high" if admin else ("medium" if licensed else "low")
         seen = last_sign_in(user)
         when = f"last signed in {seen:%Y-%m-%d}" if seen else "never signed in"
-        findings.append(Finding(ANALYSIS, "stale_user", "user", uid, severity, f"{display(user)} {when}",
-                                {"admin": admin, "licensed": licensed, "never_signed_in": seen is None}))
+        findings.append(
+            Finding(
+                ANALYSIS,
+                "stale_user",
+                "user",
+                uid,
+                severity,
+                f"{display(user)} {when}",
+                {"admin": admin, "licensed": licensed, "never_signed_in": seen is None},
+            )
+        )
     return findings, evaluations

@@ -30,8 +30,12 @@ class Analysis:
         for finding in self.findings:
             by_type[finding.alert_type] = by_type.get(finding.alert_type, 0) + 1
         not_evaluated = {e.alert_type: e.reason for e in self.evaluations if not e.evaluated}
-        return {"findings": len(self.findings), "by_alert_type": by_type, "analyses_ran": self.ran(),
-                "not_evaluated": not_evaluated}
+        return {
+            "findings": len(self.findings),
+            "by_alert_type": by_type,
+            "analyses_ran": self.ran(),
+            "not_evaluated": not_evaluated,
+        }
 
 
 class UnifiedAnalyzer:

@@ -30,10 +30,15 @@ class LegacyAlertWriter:
         loaded = {}
         for finding in analysis.findings:
             alert_type, entity_type, entity_id, sku_id = finding.fingerprint
-            row = self.conn.execute(select(alerts).where(
-                alerts.c.tenant == tenant, alerts.c.alert_type == alert_type, alerts.c.entity_type == entity_type,
-                alerts.c.entity_id == entity_id, alerts.c.sku_id == sku_id,
-            )).first()
+            row = self.conn.execute(
+                select(alerts).where(
+                    alerts.c.tenant == tenant,
+                    alerts.c.alert_type == alert_type,
+                    alerts.c.entity_type == entity_type,
+                    alerts.c.entity_id == entity_id,
+                    alerts.c.sku_id == sku_id,
+                )
+            ).first()
             if row is not None:
                 loaded[row.id] = row
         for row in self.conn.execute(select(alerts).where(alerts.c.tenant == tenant, alerts.c.status != "resolved")):
@@ -49,12 +54,18 @@ class LegacyAlertWriter:
             key = (create["alert_type"], create["entity_type"], create["entity_id"], create["sku_id"])
             ids[key] = self.conn.execute(insert(alerts).values(create).returning(alerts.c.id)).scalar_one()
         for change in plan.updates:
-            self.conn.execute(update(alerts).where(alerts.c.tenant == tenant, alerts.c.id == change["alert_id"])
-                              .values(alert_columns(change)))
+            self.conn.execute(
+                update(alerts)
+                .where(alerts.c.tenant == tenant, alerts.c.id == change["alert_id"])
+                .values(alert_columns(change))
+            )
         for event in event_rows(tenant, plan, ids, run_id, now):
             self.conn.execute(insert(alert_events).values(event))
         for change in state_changes(context, entity_states(existing, plan)):
-            self.conn.execute(update(entities).where(entities.c.tenant == tenant, entities.c.id == change["row_id"])
-                              .values(state=change["new_state"]))
+            self.conn.execute(
+                update(entities)
+                .where(entities.c.tenant == tenant, entities.c.id == change["row_id"])
+                .values(state=change["new_state"])
+            )
         reset_removed_states(self.conn, tenant)
         return outcome(existing, plan)

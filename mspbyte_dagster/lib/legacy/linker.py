@@ -23,28 +23,47 @@ class LegacyLinker:
             counts.total[kind] += 1
             row = self.conn.execute(
                 select(edges.c.id, edges.c.details).where(
-                    edges.c.tenant == tenant, edges.c.relationship_type == kind,
-                    edges.c.parent_id == parent, edges.c.child_id == child,
+                    edges.c.tenant == tenant,
+                    edges.c.relationship_type == kind,
+                    edges.c.parent_id == parent,
+                    edges.c.child_id == child,
                 )
             ).first()
             if row is None:
                 counts.created[kind] += 1
-                self.conn.execute(insert(edges).values(
-                    tenant=tenant, data_source_id=source, relationship_type=kind, parent_id=parent,
-                    child_id=child, details=details, created_at=now,
-                ))
+                self.conn.execute(
+                    insert(edges).values(
+                        tenant=tenant,
+                        data_source_id=source,
+                        relationship_type=kind,
+                        parent_id=parent,
+                        child_id=child,
+                        details=details,
+                        created_at=now,
+                    )
+                )
             elif row.details != details:
                 counts.updated += 1
-                self.conn.execute(update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id)
-                                  .values(details=details))
+                self.conn.execute(
+                    update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id).values(details=details)
+                )
         for kind in RELATIONSHIP_TYPES:
             # every parent that has edges, live or not: a deleted group's memberships go too
-            parents = self.conn.execute(select(edges.c.parent_id).distinct().where(
-                edges.c.tenant == tenant, edges.c.relationship_type == kind)).scalars().all()
+            parents = (
+                self.conn.execute(
+                    select(edges.c.parent_id)
+                    .distinct()
+                    .where(edges.c.tenant == tenant, edges.c.relationship_type == kind)
+                )
+                .scalars()
+                .all()
+            )
             for parent in parents:
-                for row in self.conn.execute(select(edges.c.id, edges.c.child_id).where(
-                    edges.c.tenant == tenant, edges.c.relationship_type == kind, edges.c.parent_id == parent
-                )).all():
+                for row in self.conn.execute(
+                    select(edges.c.id, edges.c.child_id).where(
+                        edges.c.tenant == tenant, edges.c.relationship_type == kind, edges.c.parent_id == parent
+                    )
+                ).all():
                     if (kind, parent, row.child_id) not in wanted:
                         counts.removed[kind] += 1
                         self.conn.execute(delete(edges).where(edges.c.tenant == tenant, edges.c.id == row.id))

@@ -31,8 +31,9 @@ class LegacyContextLoader:
             ).scalars()
             for entity_id in list(ids):
                 row = self.conn.execute(
-                    select(entities.c.id, entities.c.entity_type, entities.c.external_id, entities.c.state,
-                           entities.c.data).where(entities.c.tenant == tenant, entities.c.id == entity_id)
+                    select(
+                        entities.c.id, entities.c.entity_type, entities.c.external_id, entities.c.state, entities.c.data
+                    ).where(entities.c.tenant == tenant, entities.c.id == entity_id)
                 ).one()
                 rows.append(EntityRow(row.id, row.entity_type, row.external_id, row.state, row.data))
         return build_context(header, rows)

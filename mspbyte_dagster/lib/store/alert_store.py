@@ -12,9 +12,25 @@ from mspbyte_dagster.lib.alerts import MAX_SUPPRESSION
 from mspbyte_dagster.lib.model import ALERT_STATUSES
 from mspbyte_dagster.lib.store.schema import alert_events, alerts
 
-LIST_FIELDS = ("id", "tenant", "alert_type", "analysis_type", "entity_type", "entity_id", "sku_id", "severity",
-               "status", "message", "first_seen_at", "last_seen_at", "resolved_at", "resolved_reason",
-               "times_reopened", "suppressed_until", "suppressed_reason")
+LIST_FIELDS = (
+    "id",
+    "tenant",
+    "alert_type",
+    "analysis_type",
+    "entity_type",
+    "entity_id",
+    "sku_id",
+    "severity",
+    "status",
+    "message",
+    "first_seen_at",
+    "last_seen_at",
+    "resolved_at",
+    "resolved_reason",
+    "times_reopened",
+    "suppressed_until",
+    "suppressed_reason",
+)
 
 
 class AlertNotFound(LookupError):
@@ -64,13 +80,25 @@ def suppress_alert(conn: Connection, alert_id: int, reason: str, until: datetime
     conn.execute(
         update(alerts)
         .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
-        .values(status="suppressed", suppressed_reason=reason.strip(), suppressed_until=until, suppressed_at=now,
-                updated_at=now)
+        .values(
+            status="suppressed",
+            suppressed_reason=reason.strip(),
+            suppressed_until=until,
+            suppressed_at=now,
+            updated_at=now,
+        )
     )
-    conn.execute(insert(alert_events).values(
-        tenant=row.tenant, alert_id=alert_id, action="suppressed", at=now, severity=row.severity,
-        status="suppressed", details={"reason": reason.strip(), "until": _iso(until)},
-    ))
+    conn.execute(
+        insert(alert_events).values(
+            tenant=row.tenant,
+            alert_id=alert_id,
+            action="suppressed",
+            at=now,
+            severity=row.severity,
+            status="suppressed",
+            details={"reason": reason.strip(), "until": _iso(until)},
+        )
+    )
     return alert_json(_alert(conn, alert_id))
 
 
@@ -83,8 +111,14 @@ def alert_history(conn: Connection, alert_id: int) -> dict:
     )
     return alert_json(row) | {
         "events": [
-            {"action": e.action, "at": _iso(e.at), "run_id": e.run_id, "severity": e.severity, "status": e.status,
-             "details": e.details}
+            {
+                "action": e.action,
+                "at": _iso(e.at),
+                "run_id": e.run_id,
+                "severity": e.severity,
+                "status": e.status,
+                "details": e.details,
+            }
             for e in events
         ]
     }

@@ -23,9 +23,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(
-                    [json.dumps(row[n]) if n in as_json and row[n] is not None else row[n] for n in columns]
-                )
+                copy.write_row([json.dumps(row[n]) if n in as_json and row[n] is not None else row[n] for n in columns])
     finally:
         cursor.close()
     record_statement(f"COPY {table.name}", time.perf_counter() - started)

@@ -10,7 +10,9 @@ from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import findings, rule_evaluations
 
 
-def replace_findings(conn: Connection, tenant: str, data_source_id: int, analysis: Analysis, ledger_id: int | None) -> None:
+def replace_findings(
+    conn: Connection, tenant: str, data_source_id: int, analysis: Analysis, ledger_id: int | None
+) -> None:
     """The latest pass replaces the previous one: findings are a state, alerts keep the history."""
     conn.execute(delete(findings).where(findings.c.tenant == tenant))
     conn.execute(delete(rule_evaluations).where(rule_evaluations.c.tenant == tenant))
@@ -18,19 +20,19 @@ def replace_findings(conn: Connection, tenant: str, data_source_id: int, analysi
         conn,
         findings,
         [
-                {
-                    "tenant": tenant,
-                    "data_source_id": data_source_id,
-                    "ledger_id": ledger_id,
-                    "analysis_type": f.analysis_type,
-                    "alert_type": f.alert_type,
-                    "entity_type": f.entity_type,
-                    "entity_id": f.entity_id,
-                    "sku_id": f.sku_id,
-                    "severity": f.severity,
-                    "message": f.message,
-                    "details": f.details,
-                }
+            {
+                "tenant": tenant,
+                "data_source_id": data_source_id,
+                "ledger_id": ledger_id,
+                "analysis_type": f.analysis_type,
+                "alert_type": f.alert_type,
+                "entity_type": f.entity_type,
+                "entity_id": f.entity_id,
+                "sku_id": f.sku_id,
+                "severity": f.severity,
+                "message": f.message,
+                "details": f.details,
+            }
             for f in analysis.findings
         ],
     )

@@ -51,6 +51,7 @@ def _poll(try_once, tenant: str, wait_seconds: float) -> None:
 def _advisory_lease(engine: Engine, tenant: str, wait_seconds: float) -> Iterator[None]:
     key = advisory_key(tenant)
     with engine.connect() as conn:
+
         def try_once() -> bool:
             acquired = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
             conn.commit()
@@ -75,8 +76,9 @@ def _row_lease(engine: Engine, tenant: str, wait_seconds: float, ttl: timedelta)
                 conn.execute(
                     delete(tenant_leases).where(tenant_leases.c.tenant == tenant, tenant_leases.c.expires_at < now)
                 )
-                conn.execute(insert(tenant_leases).values(tenant=tenant, holder=holder, acquired_at=now,
-                                                          expires_at=now + ttl))
+                conn.execute(
+                    insert(tenant_leases).values(tenant=tenant, holder=holder, acquired_at=now, expires_at=now + ttl)
+                )
             return True
         except IntegrityError:
             return False
@@ -86,8 +88,9 @@ def _row_lease(engine: Engine, tenant: str, wait_seconds: float, ttl: timedelta)
         yield
     finally:
         with engine.begin() as conn:
-            conn.execute(delete(tenant_leases).where(tenant_leases.c.tenant == tenant,
-                                                     tenant_leases.c.holder == holder))
+            conn.execute(
+                delete(tenant_leases).where(tenant_leases.c.tenant == tenant, tenant_leases.c.holder == holder)
+            )
 
 
 @contextmanager

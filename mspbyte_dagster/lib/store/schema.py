@@ -95,6 +95,7 @@ data_sources = Table(
     Column("mode", String(16), nullable=False),  # files | graph
     Column("azure_tenant_id", String(64)),
     Column("current_snapshot_id", Id),
+    Column("processed_snapshot_id", Id),  # the snapshot the entities were last processed from
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("tenant", "source_id"),
     UniqueConstraint("tenant", "integration"),
@@ -125,7 +126,9 @@ entities = Table(
     Column("external_id", String(128), nullable=False),
     Column("display_name", Text),
     Column("data_hash", String(64), nullable=False),  # without volatile fields: a change here is an update
-    Column("seen_hash", String(64), nullable=False, server_default=""),  # with them: a change here only refreshes the row
+    Column(
+        "seen_hash", String(64), nullable=False, server_default=""
+    ),  # with them: a change here only refreshes the row
     Column("data", JSON, nullable=False),
     Column("state", String(16), nullable=False, server_default="normal"),
     Column("first_seen_at", UTCDateTime, nullable=False),

@@ -39,7 +39,9 @@ def upsert_tenant(conn: Connection, tenant: str, name: str, azure_tenant_id: str
             update(tenants).where(tenants.c.tenant == tenant).values(name=name, azure_tenant_id=azure_tenant_id)
         )
     else:
-        conn.execute(insert(tenants).values(tenant=tenant, name=name, azure_tenant_id=azure_tenant_id, created_at=now()))
+        conn.execute(
+            insert(tenants).values(tenant=tenant, name=name, azure_tenant_id=azure_tenant_id, created_at=now())
+        )
 
 
 def ensure_m365_source(conn: Connection, tenant: str, mode: str, azure_tenant_id: str | None) -> int:
@@ -99,8 +101,13 @@ def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int, s
 
 def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
     row = conn.execute(
-        select(data_sources.c.id, snapshots.c.id.label("snapshot_id"), snapshots.c.seq, snapshots.c.path,
-               snapshots.c.captured_at)
+        select(
+            data_sources.c.id,
+            snapshots.c.id.label("snapshot_id"),
+            snapshots.c.seq,
+            snapshots.c.path,
+            snapshots.c.captured_at,
+        )
         .join(snapshots, (snapshots.c.id == data_sources.c.current_snapshot_id) & (snapshots.c.tenant == tenant))
         .where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
     ).first()
@@ -173,3 +180,12 @@ def set_threshold(conn: Connection, tenant: str, name: str, value: int) -> dict[
     require_tenant(conn, tenant)
     conn.execute(update(tenants).where(tenants.c.tenant == tenant).values({name: value}))
     return thresholds(conn, tenant)
+
+
+def mark_processed(conn: Connection, tenant: str, data_source_id: int, snapshot_id: int) -> None:
+    """The entities now reflect this snapshot: later stages describe their inputs from it."""
+    conn.execute(
+        update(data_sources)
+        .where(data_sources.c.tenant == tenant, data_sources.c.id == data_source_id)
+        .values(processed_snapshot_id=snapshot_id)
+    )
