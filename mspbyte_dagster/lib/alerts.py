@@ -124,20 +124,28 @@ def plan_alerts(
     return plan
 
 
+def alerts_after(rows: list, plan: AlertPlan) -> list[tuple[str, str, str, str]]:
+    """(status, severity, entity type, entity id) of every alert once the plan is carried out."""
+    after = {row.id: (row.status, row.severity, row.entity_type, row.entity_id) for row in rows}
+    for change in plan.updates:
+        status, severity, entity_type, entity_id = after[change["alert_id"]]
+        after[change["alert_id"]] = (
+            change.get("status", status),
+            change.get("severity", severity),
+            entity_type,
+            entity_id,
+        )
+    created = [(c["status"], c["severity"], c["entity_type"], c["entity_id"]) for c in plan.creates]
+    return [*after.values(), *created]
+
+
 def entity_states(rows: list, plan: AlertPlan) -> dict[tuple[str, str], str]:
     """Highest severity among each entity's active alerts after the plan ('normal' when none)."""
-    status = {row.id: (row.status, row.severity, row.entity_type, row.entity_id) for row in rows}
-    for change in plan.updates:
-        old = status[change["alert_id"]]
-        status[change["alert_id"]] = (change.get("status", old[0]), change.get("severity", old[1]), old[2], old[3])
-    current = list(status.values()) + [
-        (c["status"], c["severity"], c["entity_type"], c["entity_id"]) for c in plan.creates
-    ]
     states: dict[tuple[str, str], str] = {}
-    for state, severity, entity_type, entity_id in current:
+    for status, severity, entity_type, entity_id in alerts_after(rows, plan):
         key = (entity_type, entity_id)
         best = states.get(key, "normal")
-        if state == "active" and SEVERITY_RANK[severity] > SEVERITY_RANK.get(best, 0):
+        if status == "active" and SEVERITY_RANK[severity] > SEVERITY_RANK.get(best, 0):
             best = severity
         states[key] = best
     return states
@@ -193,12 +201,8 @@ def event_rows(tenant: str, plan: AlertPlan, ids: dict[Fingerprint, int], run_id
 
 def open_by_severity(rows: list, plan: AlertPlan) -> dict[str, int]:
     counts = dict.fromkeys(SEVERITY_RANK, 0)
-    status = {row.id: (row.status, row.severity) for row in rows}
-    for change in plan.updates:
-        old = status[change["alert_id"]]
-        status[change["alert_id"]] = (change.get("status", old[0]), change.get("severity", old[1]))
-    for state, severity in [*status.values(), *(("active", c["severity"]) for c in plan.creates)]:
-        if state == "active":
+    for status, severity, _entity_type, _entity_id in alerts_after(rows, plan):
+        if status == "active":
             counts[severity] += 1
     return counts
 
