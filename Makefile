@@ -1,7 +1,11 @@
 # Bootstraps from a bare python3: a virtual environment with the pinned install, then the command.
 PYTHON ?= python3
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV := .venv
 BIN := $(VENV)/bin
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# The stamp names the interpreter: a .venv made by another Python is rebuilt, not reused.
+INSTALLED := $(VENV)/.installed-$(PY_VERSION)
 DEMO := .mspbyte/demo
 DEFAULT_HOME := $(CURDIR)/.mspbyte/dagster_home
 
@@ -11,16 +15,25 @@ ifeq ($(origin DAGSTER_HOME),undefined)
 export DAGSTER_HOME := $(DEFAULT_HOME)
 endif
 
-.PHONY: install demo test home ui
+.PHONY: install demo test test-fast home ui python
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+python:
+	@case " $(SUPPORTED_PYTHONS) " in *" $(PY_VERSION) "*) ;; \
+	  *) echo "$(PYTHON) is Python $(or $(PY_VERSION),?, not found): mspbyte_dagster needs Python 3.11, 3.12 or 3.13;" \
+	       "name one with make PYTHON=python3.12 ..." >&2; exit 2;; esac
+
+# A failed install removes .venv, so the next attempt starts clean instead of from half an install.
+$(INSTALLED): requirements.lock pyproject.toml | python
+	@if [ -d $(VENV) ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
+	  echo "$(VENV) was made by another Python: rebuilding it with $(PYTHON) ($(PY_VERSION))"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	( $(BIN)/python -m pip install --quiet --upgrade pip \
+	  && $(BIN)/python -m pip install --quiet -r requirements.lock \
+	  && $(BIN)/python -m pip install --quiet --no-deps -e . ) || { rm -rf $(VENV); echo "install failed: $(VENV) removed" >&2; exit 1; }
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(VENV)/.installed
+install: $(INSTALLED)
 
 # Only the default home is ours to create; a DAGSTER_HOME you set is used as it is.
 home:
@@ -43,3 +56,7 @@ ui: install home
 test: install
 	$(BIN)/ruff check mspbyte_dagster mspbyte_dagster_tests
 	$(BIN)/python -m pytest
+
+# What needs no PostgreSQL, Redis or NATS.
+test-fast: install
+	$(BIN)/python -m pytest -m "not services"

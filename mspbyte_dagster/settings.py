@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_DRIVERS = ("sqlite", "postgresql")
 MINUTES_PER_DAY = 1440
+NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class SettingsError(ValueError):
@@ -89,6 +91,16 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     return value
 
 
+def _namespace(env: Mapping[str, str]) -> str | None:
+    """Prefix of NATS stream names, subjects and Redis keys: installations sharing a server stay apart."""
+    value = _text(env, "MSPBYTE_NAMESPACE")
+    if value is not None and not NAMESPACE.fullmatch(value):
+        raise SettingsError(
+            f"MSPBYTE_NAMESPACE={value!r} cannot name streams and keys: use 1 to 32 letters, digits, _ or -"
+        )
+    return value
+
+
 def _refresh_interval_minutes(env: Mapping[str, str]) -> int:
     """Minutes between two refreshes of every tenant; a cron schedule can only repeat evenly within a day."""
     minutes = _int(env, "REFRESH_INTERVAL_MINUTES", 60, 1, MINUTES_PER_DAY)
@@ -118,6 +130,7 @@ class Settings:
     dagster_home: Path
     redis_url: str | None = field(repr=False)
     nats_url: str | None
+    namespace: str | None
     flag_defaults: dict[str, FlagDefault]
     slow_query_threshold_ms: int
     max_debounce_window_ms: int
@@ -147,6 +160,7 @@ class Settings:
             dagster_home=Path(_text(env, "DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             nats_url=_url(env, "NATS_URL", ("nats", "tls", "ws", "wss")),
+            namespace=_namespace(env),
             flag_defaults=_flag_defaults(env),
             slow_query_threshold_ms=_int(env, "SLOW_QUERY_THRESHOLD_MS", 100, 0),
             max_debounce_window_ms=_int(env, "MAX_DEBOUNCE_WINDOW_MS", 300_000, 0),

@@ -6,8 +6,9 @@
 Everything runs in a scratch environment (a Dagster home with the repo's
 dagster.yaml; SQLite for the app and Dagster, the embedded default, or with
 --postgres scratch PostgreSQL databases for both, as in production) against
-the NATS server of NATS_URL (default nats://127.0.0.1:4222), whose MSPBYTE_SYNC
-and MSPBYTE_DLQ streams are purged before and after, as the tests do.
+the servers the tests use (MSPBYTE_TEST_NATS_URL, MSPBYTE_TEST_POSTGRES_URL, or
+private ones started for the benchmark when nothing answers there), in streams
+of a namespace of its own, deleted afterwards.
 
 - sensor: publish the events over the tenants, read them back raw, then one
   sync_event_sensor tick over all of them with the default 5-minute window (no
@@ -30,15 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-NATS_DEFAULT = "nats://127.0.0.1:4222"
+from mspbyte_dagster_tests import services
+
 BACKFILL_MUTATION = """
 mutation($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -48,26 +48,9 @@ mutation($params: LaunchBackfillParams!) {
   }
 }"""
 BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = os.environ.get("MSPBYTE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@contextmanager
-def scratch_postgres(names: list[str]):
-    """Empty PostgreSQL databases of these names on MSPBYTE_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield [make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False) for name in names]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def scratch_environment(folder: Path, app_url: str | None, dagster_url: str | None) -> None:
+def scratch_environment(folder: Path, nats_url: str, app_url: str | None, dagster_url: str | None) -> None:
     """A fresh `mspbyte` user: own data dir, app database, Dagster home with the repo's dagster.yaml."""
     from mspbyte_dagster.lib.store.db import engine_for, upgrade
     from mspbyte_dagster.settings import REPO_ROOT, Settings
@@ -88,7 +71,7 @@ def scratch_environment(folder: Path, app_url: str | None, dagster_url: str | No
         MSPBYTE_DATA_DIR=str(folder / "data"),
         DAGSTER_HOME=str(home),
         MAX_CONCURRENT_JOBS=os.environ.get("MAX_CONCURRENT_JOBS", "5"),
-        NATS_URL=os.environ.get("NATS_URL", NATS_DEFAULT),
+        NATS_URL=nats_url,
     )
     upgrade(engine_for(Settings.from_env().database_url))
 
@@ -116,20 +99,18 @@ def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
 def sensor_figures(keys: list[str], events: int) -> dict:
     from dagster import DagsterInstance
 
-    from mspbyte_dagster.lib.events import SYNC_STREAM
-    from mspbyte_dagster.lib.nats_client import JetStream
-    from mspbyte_dagster_tests.test_sync_sensor import purge_streams, sync_message, tick
+    from mspbyte_dagster_tests.test_sync_sensor import delete_streams, own_streams, sync_message, tick
 
-    url, instance = os.environ["NATS_URL"], DagsterInstance.get()
-    jetstream = JetStream(url)
-    purge_streams(url)
+    instance = DagsterInstance.get()
+    jetstream = own_streams(os.environ["NATS_URL"])
+    os.environ["MSPBYTE_NAMESPACE"] = jetstream.streams.namespace
     try:
-        messages = [sync_message(keys[n % len(keys)], sync_id=str(n)) for n in range(events)]
+        messages = [sync_message(jetstream.streams, keys[n % len(keys)], sync_id=str(n)) for n in range(events)]
         publishing = time.perf_counter()
         jetstream.publish(messages)
         published = time.perf_counter() - publishing
         started = time.perf_counter()
-        read = len(jetstream.read(SYNC_STREAM, None, events, 60).messages)
+        read = len(jetstream.read(jetstream.streams.sync_stream, None, events, 60).messages)
         raw_read = time.perf_counter() - started
 
         os.environ["MAX_DEBOUNCE_WINDOW_MS"] = "300000"
@@ -145,7 +126,7 @@ def sensor_figures(keys: list[str], events: int) -> dict:
         closing_tick = tick(instance, None)
         closing_seconds = time.perf_counter() - started
     finally:
-        purge_streams(url)
+        delete_streams(jetstream)
     return {
         "events": events,
         "tenants": len(keys),
@@ -308,10 +289,17 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="app and Dagster storage on scratch PostgreSQL")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    names = [f"mspbyte_bench_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("app", "dagster")] if args.postgres else []
-    with tempfile.TemporaryDirectory() as scratch, scratch_postgres(names) as urls:
-        folder = Path(scratch)
-        scratch_environment(folder, *(urls or [None, None]))
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        nats_url = stack.enter_context(services.server_url(services.NATS))
+        urls = [None, None]
+        if args.postgres:
+            admin_url = stack.enter_context(services.server_url(services.POSTGRES))
+            urls = [
+                stack.enter_context(services.scratch_database(admin_url, kind, migrate=False))
+                for kind in ("_app", "_dagster")
+            ]
+        scratch_environment(folder, nats_url, *urls)
         figures = {"storage": "postgresql" if args.postgres else "sqlite"}
         keys = import_tenants(folder, args.tenants, args.users)
         figures |= {"sensor": sensor_figures(keys, args.events), "schedule": schedule_figures(keys)}

@@ -1,54 +1,126 @@
-"""Fixtures: real databases (a migrated SQLite file, the machine's PostgreSQL), real folders."""
+"""Fixtures: real databases (a migrated SQLite file, a PostgreSQL server), Redis, NATS, real folders.
+
+Each server is the configured one when it answers, else one this run starts (services.py).
+Tests that need one are marked `services` by the fixtures they use: `make test-fast` leaves them out.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+import redis
+from sqlalchemy import text
 
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.schema import metadata
 from mspbyte_dagster.lib.synthetic import write_snapshots
+from mspbyte_dagster_tests import services
 
-POSTGRES_ADMIN_URL = os.environ.get("MSPBYTE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = ("sqlite", "postgresql")
+# Fixtures that reach a server; a test using one (or the PostgreSQL variant of database_url) is marked.
+SERVICE_FIXTURES = {"postgres_admin_url", "redis_url", "nats_url", "private_nats", "private_redis"}
+SERVICE_PARAMS = {"postgresql", "redis"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "services: needs PostgreSQL, Redis or NATS (left out by make test-fast)")
+    # Every process of the run, `mspbyte` subprocesses included, names its streams and keys after the run.
+    os.environ["MSPBYTE_NAMESPACE"] = f"test-{services.RUN_ID}"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = [value for value in callspec.params.values() if isinstance(value, str)] if callspec else []
+        if SERVICE_FIXTURES & set(item.fixturenames) or SERVICE_PARAMS & set(params):
+            item.add_marker(pytest.mark.services)
 
 
 @contextmanager
-def scratch_postgres(suffix: str = ""):
-    """A fresh, migrated PostgreSQL database on the test server, dropped afterwards."""
-    name = f"mspbyte_test_{uuid.uuid4().hex[:10]}{suffix}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+def service(kind: services.Kind) -> Iterator[str]:
+    """A server for the tests: missing skips them naming the package (fails them in CI); a failed start
+    ends the run with the server's log tail instead of hundreds of connection errors."""
     try:
-        upgrade(engine_for(url))
-        yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with services.server_url(kind) as url:
+            yield url
+    except services.ServiceMissing as missing:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(missing))
+    except services.ServiceFailed as failed:
+        pytest.exit(str(failed), returncode=3)
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
+def postgres_admin_url() -> Iterator[str]:
+    """The PostgreSQL server's admin database: tests create databases of their own on it."""
+    with service(services.POSTGRES) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server; the run's keys carry its namespace (and are deleted by the test that made them)."""
+    with service(services.REDIS) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A NATS server with JetStream; each test's streams carry a namespace of its own."""
+    with service(services.NATS) as url:
+        yield url
+
+
+@contextmanager
+def _private(kind: services.Kind) -> Iterator[services.PrivateServer]:
+    try:
+        with services.private_server(kind) as server:
+            yield server
+    except services.ServiceMissing as missing:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(missing))
+
+
+@pytest.fixture
+def private_nats() -> Iterator[services.PrivateServer]:
+    """A NATS server of this test alone, which it may stop and start."""
+    with _private(services.NATS) as server:
+        yield server
+
+
+@pytest.fixture
+def private_redis() -> Iterator[services.PrivateServer]:
+    """A Redis server of this test alone, which it may stop and start."""
+    with _private(services.REDIS) as server:
+        yield server
+
+
+def delete_keys(url: str, prefix: str) -> None:
+    """Remove the keys under a prefix this run wrote, and nothing else."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url):
     """The test session's PostgreSQL database."""
-    with scratch_postgres() as url:
+    with services.scratch_database(postgres_admin_url) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def second_postgres_url():
+def second_postgres_url(postgres_admin_url):
     """A second database, for a path that must start from a database of its own."""
-    with scratch_postgres("_b") as url:
+    with services.scratch_database(postgres_admin_url, "_b") as url:
         yield url
 
 

@@ -2,14 +2,12 @@
 
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, asset, materialize
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL
+from mspbyte_dagster_tests.services import scratch_database
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -26,15 +24,11 @@ def test_every_env_the_production_config_names_is_documented():
     assert all(f"`{name}`" in readme for name in names)
 
 
-def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeypatch):
-    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeypatch, postgres_admin_url):
+    with scratch_database(postgres_admin_url, "_dagster", migrate=False) as database:
         shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
         # dagster-postgres speaks psycopg2: SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
-        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg2", database=name)
+        url = make_url(database).set(drivername="postgresql+psycopg2")
         monkeypatch.setenv("DAGSTER_PG_URL", url.render_as_string(hide_password=False))
         monkeypatch.setenv("MAX_CONCURRENT_JOBS", "3")
         with DagsterInstance.from_config(str(tmp_path)) as instance:
@@ -46,7 +40,3 @@ def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeyp
             assert instance.get_dynamic_partitions("tenants") == ["contoso"]
             assert materialize([probe], instance=instance).success  # events stored (LISTEN/NOTIFY and all)
             assert instance.get_latest_materialization_event(AssetKey("probe")) is not None
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

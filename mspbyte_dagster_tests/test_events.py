@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 import pytest
 
 from mspbyte_dagster.lib.events import (
+    DEFAULT_STREAMS,
     MALFORMED_JSON,
     UNKNOWN_DATA_SOURCE,
     UNKNOWN_TENANT,
     WRONG_SCHEMA,
     Debounce,
+    EventStreams,
     Rejection,
     StreamBatch,
     StreamMessage,
@@ -18,12 +20,12 @@ from mspbyte_dagster.lib.events import (
     check_event,
     read_start,
     sync_event_payload,
-    sync_subject,
 )
 
 WINDOW = 1_000
 T0 = 1_800_000_000_000
 REGISTRY = {"alpha": {"m365": "microsoft365"}, "bravo": {"m365": "microsoft365"}}
+sync_subject = DEFAULT_STREAMS.sync_subject
 
 
 def event(seq: int, at: int, tenant: str = "alpha", data_source: str = "m365", **fields) -> StreamMessage:
@@ -136,6 +138,17 @@ def test_a_missing_field_is_named():
 
 def test_a_good_event_is_read_with_its_sequence_and_timestamp():
     assert check_event(event(7, 42), REGISTRY) == SyncEvent("alpha", "m365", "sync-7", 7, T0 + 42)
+
+
+def test_a_namespace_names_every_stream_and_subject_and_checks_subjects_by_it():
+    staging = EventStreams("staging")
+    assert (staging.sync_stream, staging.dlq_stream) == ("staging_MSPBYTE_SYNC", "staging_MSPBYTE_DLQ")
+    assert (staging.sync_subjects, staging.dlq_subject) == ("staging.mspbyte.sync.>", "staging.mspbyte.dlq.sync")
+    assert (DEFAULT_STREAMS.sync_stream, DEFAULT_STREAMS.sync_subjects) == ("MSPBYTE_SYNC", "mspbyte.sync.>")
+    message = StreamMessage(1, T0, staging.sync_subject("alpha", "m365"), event(1, 0).data)
+    assert isinstance(check_event(message, REGISTRY, staging), SyncEvent)
+    refused = check_event(message, REGISTRY)  # the same event read as an installation without the namespace
+    assert refused.reason == WRONG_SCHEMA and "does not match" in refused.detail
 
 
 def test_bad_events_are_counted_and_skipped_and_the_good_ones_go_on():

@@ -7,16 +7,28 @@ import sys
 import uuid
 
 import pytest
-import redis
 from click.testing import CliRunner
 
 from mspbyte_dagster.cli import main
-from mspbyte_dagster.lib.flag_store import DatabaseFlagStore, FlagStoreUnavailable, RedisFlagStore, load_flags
+from mspbyte_dagster.lib.flag_store import (
+    REDIS_PREFIX,
+    DatabaseFlagStore,
+    FlagStoreUnavailable,
+    RedisFlagStore,
+    flag_store,
+    load_flags,
+)
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, UnknownFlagError
 from mspbyte_dagster.lib.store.tenants import upsert_tenant
+from mspbyte_dagster_tests.conftest import delete_keys
+from mspbyte_dagster_tests.services import RUN_ID
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-DOWN_REDIS_URL = "redis://127.0.0.1:6390/0"  # nothing listens there: a Redis that is down
+
+@pytest.fixture
+def down_redis_url(private_redis) -> str:
+    """A Redis of this test's own, stopped: what the flag store meets when Redis is down."""
+    private_redis.stop()
+    return private_redis.url
 
 
 @pytest.fixture
@@ -32,11 +44,10 @@ def store(request, tenants):
     if request.param == "database":
         yield DatabaseFlagStore(tenants)
         return
-    prefix = f"mspbyte-test:{uuid.uuid4().hex[:8]}"
-    yield RedisFlagStore(REDIS_URL, tenants, prefix=prefix)
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    url = request.getfixturevalue("redis_url")
+    prefix = f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    yield RedisFlagStore(url, tenants, prefix=prefix)
+    delete_keys(url, prefix)
 
 
 def flags(store):
@@ -83,27 +94,27 @@ def test_bad_changes_are_refused_and_nothing_is_applied(store):
     assert all(s.source in ("env", "global_off") and s.override_count == 0 for s in manager.statuses("contoso"))
 
 
-def test_redis_down_reads_fall_back_to_the_environment_with_a_warning(tenants, caplog):
-    down = RedisFlagStore(DOWN_REDIS_URL, tenants)
+def test_redis_down_reads_fall_back_to_the_environment_with_a_warning(tenants, caplog, down_redis_url):
+    down = RedisFlagStore(down_redis_url, tenants)
     manager = load_flags(down, FLAG_DEFAULTS)
     assert manager.status("new_pipeline", "contoso").source == "env"
     assert "flag store unreachable" in caplog.text
 
 
-def test_redis_down_refuses_writes_clearly(tenants):
+def test_redis_down_refuses_writes_clearly(tenants, down_redis_url):
     with pytest.raises(FlagStoreUnavailable, match="nothing was applied"):
-        RedisFlagStore(DOWN_REDIS_URL, tenants).set_enabled("new_pipeline", False)
+        RedisFlagStore(down_redis_url, tenants).set_enabled("new_pipeline", False)
 
 
 @pytest.mark.parametrize("backend", ["database", "redis"])
-def test_a_second_process_sees_a_change(app_env, tmp_path, monkeypatch, backend):
+def test_a_second_process_sees_a_change(app_env, tmp_path, monkeypatch, request, backend):
     from mspbyte_dagster_tests.snapshots import minimal_files, write_folder
 
-    env = dict(os.environ)
+    namespace = f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"  # the keys of this test alone
+    monkeypatch.setenv("MSPBYTE_NAMESPACE", namespace)
     if backend == "redis":
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/15"  # a database of its own: flushed before and after
-        monkeypatch.setenv("REDIS_URL", env["REDIS_URL"])
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url"))
+    env = dict(os.environ)
     runner = CliRunner()
     assert runner.invoke(main, ["tenants", "import", str(write_folder(tmp_path / "c", minimal_files()))]).exit_code == 0
     result = runner.invoke(main, ["flags", "override", "alert_manager", "contoso", "off", "--json"])
@@ -126,10 +137,23 @@ def test_a_second_process_sees_a_change(app_env, tmp_path, monkeypatch, backend)
     status = json.loads(other.stdout)
     assert (status["effective"], status["source"]) == (False, "override")
     if backend == "redis":
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+        delete_keys(env["REDIS_URL"], namespace)
 
 
-def test_cli_refuses_a_write_when_redis_is_down(app_env, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", DOWN_REDIS_URL)
+def test_the_namespace_keeps_two_installations_apart_on_one_redis(tenants, redis_url):
+    namespace = f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    ours, theirs = flag_store(redis_url, tenants, namespace), flag_store(redis_url, tenants, f"{namespace}-b")
+    try:
+        ours.set_enabled("new_pipeline", False)
+        assert flags(theirs).status("new_pipeline", "contoso").source == "env"
+        assert flags(ours).status("new_pipeline", "contoso").source == "global_off"
+        assert ours.prefix == f"{namespace}:{REDIS_PREFIX}"
+    finally:
+        delete_keys(redis_url, namespace)
+        delete_keys(redis_url, f"{namespace}-b")
+
+
+def test_cli_refuses_a_write_when_redis_is_down(app_env, monkeypatch, down_redis_url):
+    monkeypatch.setenv("REDIS_URL", down_redis_url)
     result = CliRunner().invoke(main, ["flags", "set", "new_pipeline", "off"])
     assert result.exit_code == 1 and "nothing was applied" in result.stderr

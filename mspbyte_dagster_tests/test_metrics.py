@@ -32,7 +32,6 @@ from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store.alert_store import list_alerts, suppress_alert
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import alert_events
-from mspbyte_dagster_tests.conftest import POSTGRES_ADMIN_URL
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
 
 TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
@@ -195,9 +194,9 @@ def test_health_answers_200_when_the_database_answers(database_url):
     assert status == 200 and json.loads(body)["status"] == "ok"
 
 
-def test_health_answers_503_with_the_reason_when_the_database_is_missing():
+def test_health_answers_503_with_the_reason_when_the_database_is_missing(postgres_admin_url):
     name = f"mspbyte_missing_{uuid.uuid4().hex[:10]}"
-    missing = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    missing = make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
     with exporter(missing) as url:
         status, _, body = get(f"{url}/health")
         samples = scrape(url)

@@ -67,6 +67,8 @@ def test_every_variable_is_read():
         ("LOG_LEVEL", "loud"),
         ("REDIS_URL", "localhost:6379"),
         ("NATS_URL", "http://localhost:4222"),
+        ("MSPBYTE_NAMESPACE", "a.b"),
+        ("MSPBYTE_NAMESPACE", "x" * 33),
     ],
 )
 def test_a_wrong_value_stops_start_up_naming_the_variable(variable, value):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
-import subprocess
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import nats
+import nats.js.errors
 import pytest
 from click.testing import CliRunner
 from dagster import AddDynamicPartitionsRequest, DagsterInstance, DeleteDynamicPartitionsRequest, build_sensor_context
@@ -22,39 +24,42 @@ from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENA
 from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
 from mspbyte_dagster.defs.sensors import SYNC_EVENTS_TAG, sync_event_sensor, tenant_registry_sensor
 from mspbyte_dagster.lib.events import (
-    DLQ_STREAM,
     REASON_HEADER,
     SEQUENCE_HEADER,
-    SYNC_STREAM,
     Debounce,
+    EventStreams,
     sync_event_payload,
-    sync_subject,
 )
 from mspbyte_dagster.lib.nats_client import JetStream, OutgoingMessage
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.tenants import ensure_m365_source, upsert_tenant
-
-NATS_URL = "nats://127.0.0.1:4222"
-NATS_SERVER = "/usr/sbin/nats-server"
-NATS_ARGS = ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log"]
-
+from mspbyte_dagster_tests.services import RUN_ID, free_port
 
 # --- helpers (the benchmark uses them too) -------------------------------------------------------
 
 
-def purge_streams(url: str = NATS_URL) -> None:
-    """Empty both streams (creating them if needed): the server is shared."""
+def own_streams(url: str) -> JetStream:
+    """Streams of a namespace nobody else uses, on a shared server: a test or a benchmark reads only its own."""
+    jetstream = JetStream(url, EventStreams(f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"))
+    jetstream.ensure_streams()
+    return jetstream
 
-    async def purge():
-        client = await nats.connect(url)
+
+def delete_streams(jetstream: JetStream) -> None:
+    """Remove the streams `own_streams` made, and nothing else."""
+
+    async def delete():
+        client = await nats.connect(jetstream.url)
         try:
-            for stream in (SYNC_STREAM, DLQ_STREAM):
-                await client.jetstream().purge_stream(stream)
+            for stream in (jetstream.streams.sync_stream, jetstream.streams.dlq_stream):
+                try:
+                    await client.jetstream().delete_stream(stream)
+                except nats.js.errors.NotFoundError:
+                    pass
         finally:
             await client.close()
 
-    JetStream(url).ensure_streams()
-    asyncio.run(purge())
+    asyncio.run(delete())
 
 
 def register_tenants(database_url: str, keys: list[str]) -> None:
@@ -65,10 +70,10 @@ def register_tenants(database_url: str, keys: list[str]) -> None:
             ensure_m365_source(conn, key, "files", None)
 
 
-def sync_message(tenant: str, data_source: str = "m365", sync_id: str = "s") -> OutgoingMessage:
+def sync_message(streams: EventStreams, tenant: str, data_source: str = "m365", sync_id: str = "s") -> OutgoingMessage:
     completed = datetime(2026, 11, 1, tzinfo=UTC)
     return OutgoingMessage(
-        sync_subject(tenant, data_source), sync_event_payload(tenant, data_source, sync_id, completed)
+        streams.sync_subject(tenant, data_source), sync_event_payload(tenant, data_source, sync_id, completed)
     )
 
 
@@ -93,50 +98,38 @@ def sync_runs(result) -> dict[str, int]:
     return {r.run_key: int(r.tags[SYNC_EVENTS_TAG]) for r in result.run_requests if r.partition_key}
 
 
-def all_messages(stream: str):
-    return JetStream(NATS_URL).read(stream, None, 1_000_000, 60).messages
+def all_messages(jetstream: JetStream, stream: str):
+    return jetstream.read(stream, None, 1_000_000, 60).messages
 
 
-def nats_answers() -> bool:
+def sync_messages(jetstream: JetStream):
+    return all_messages(jetstream, jetstream.streams.sync_stream)
+
+
+def dead_letters(jetstream: JetStream):
+    return all_messages(jetstream, jetstream.streams.dlq_stream)
+
+
+@contextmanager
+def streams_at(url: str, monkeypatch) -> Iterator[JetStream]:
+    """NATS_URL and MSPBYTE_NAMESPACE of fresh streams, for the sensor and `mspbyte`; removed afterwards."""
+    jetstream = own_streams(url)
+    monkeypatch.setenv("NATS_URL", url)
+    monkeypatch.setenv("MSPBYTE_NAMESPACE", jetstream.streams.namespace)
     try:
-        socket.create_connection(("127.0.0.1", 4222), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-def stop_nats() -> None:
-    subprocess.run(["start-stop-daemon", "--stop", "--oknodo", "--retry", "10", "--exec", NATS_SERVER], check=True)
-
-
-def start_nats() -> None:
-    """Start the server if it is not running and wait until JetStream answers."""
-    subprocess.run(
-        ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", NATS_SERVER, "--", *NATS_ARGS],
-        check=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if nats_answers():
-            try:
-                JetStream(NATS_URL).ensure_streams()
-                return
-            except ConnectionError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError("nats-server did not come back on 127.0.0.1:4222 within 30 s")
+        yield jetstream
+    finally:
+        delete_streams(jetstream)
 
 
 # --- fixtures -------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def streams(app_env, monkeypatch):
-    """NATS_URL set, both streams empty before and after."""
-    monkeypatch.setenv("NATS_URL", NATS_URL)
-    purge_streams()
-    yield JetStream(NATS_URL)
-    purge_streams()
+def streams(app_env, monkeypatch, nats_url):
+    """Streams of this test alone on the test run's NATS server."""
+    with streams_at(nats_url, monkeypatch) as jetstream:
+        yield jetstream
 
 
 @pytest.fixture(scope="session")
@@ -164,10 +157,12 @@ def window(monkeypatch):
 
 
 @pytest.fixture
-def nats_restartable():
-    """The test may stop the server; it runs again when the test ends, whatever happened."""
-    yield
-    start_nats()
+def restartable_streams(app_env, monkeypatch, private_nats):
+    """Streams on a NATS server of this test alone, which it stops and starts."""
+    with streams_at(private_nats.url, monkeypatch) as jetstream:
+        yield jetstream, private_nats
+        if private_nats.process.poll() is not None:
+            private_nats.start()  # the streams go with the server, but only a running one says so
 
 
 # --- tests ----------------------------------------------------------------------------------------
@@ -175,7 +170,7 @@ def nats_restartable():
 
 def test_events_of_one_tenant_inside_the_window_make_one_run(streams, instance, app_env, window):
     register_tenants(app_env["DATABASE_URL"], ["alpha", "bravo"])
-    [first, *_] = streams.publish([sync_message("alpha", sync_id=str(n)) for n in range(5)])
+    [first, *_] = streams.publish([sync_message(streams.streams, "alpha", sync_id=str(n)) for n in range(5)])
     time.sleep(window)
     result = tick(instance)
     assert sync_runs(result) == {f"sync:alpha:{first}": 5}
@@ -187,9 +182,15 @@ def test_events_of_one_tenant_inside_the_window_make_one_run(streams, instance, 
 
 def test_events_across_windows_make_one_run_per_window(streams, instance, app_env, window):
     register_tenants(app_env["DATABASE_URL"], ["alpha", "bravo"])
-    early = streams.publish([sync_message("alpha"), sync_message("alpha"), sync_message("bravo")])
+    early = streams.publish(
+        [
+            sync_message(streams.streams, "alpha"),
+            sync_message(streams.streams, "alpha"),
+            sync_message(streams.streams, "bravo"),
+        ]
+    )
     time.sleep(window * 1.5)
-    late = streams.publish([sync_message("alpha"), sync_message("alpha")])
+    late = streams.publish([sync_message(streams.streams, "alpha"), sync_message(streams.streams, "alpha")])
     time.sleep(window * 1.5)
     result = tick(instance)
     assert sync_runs(result) == {
@@ -201,8 +202,8 @@ def test_events_across_windows_make_one_run_per_window(streams, instance, app_en
 
 def test_no_cursor_starts_at_the_streams_first_event_and_reports_no_gap(streams, instance, app_env, window):
     register_tenants(app_env["DATABASE_URL"], ["alpha"])
-    streams.publish([sync_message("alpha")] * 3)
-    first = all_messages(SYNC_STREAM)[0].seq
+    streams.publish([sync_message(streams.streams, "alpha")] * 3)
+    first = sync_messages(streams)[0].seq
     result = tick(instance)
     assert "read 3 event(s)" in result.skip_message and "0 gap(s)" in result.skip_message
     assert Debounce.from_cursor(result.cursor).windows["alpha"].first_seq == first
@@ -210,18 +211,20 @@ def test_no_cursor_starts_at_the_streams_first_event_and_reports_no_gap(streams,
 
 def test_each_kind_of_bad_event_lands_on_the_dead_letter_stream_with_its_reason(streams, instance, app_env, window):
     register_tenants(app_env["DATABASE_URL"], ["alpha"])
-    good = sync_message("alpha")
+    good = sync_message(streams.streams, "alpha")
     bad = {
-        "malformed_json": OutgoingMessage(sync_subject("alpha", "m365"), b"{oops"),
-        "wrong_schema": OutgoingMessage(sync_subject("alpha", "m365"), json.dumps({"tenantId": "alpha"}).encode()),
-        "unknown_tenant": sync_message("ghost"),
-        "unknown_data_source": sync_message("alpha", data_source="entra"),
+        "malformed_json": OutgoingMessage(streams.streams.sync_subject("alpha", "m365"), b"{oops"),
+        "wrong_schema": OutgoingMessage(
+            streams.streams.sync_subject("alpha", "m365"), json.dumps({"tenantId": "alpha"}).encode()
+        ),
+        "unknown_tenant": sync_message(streams.streams, "ghost"),
+        "unknown_data_source": sync_message(streams.streams, "alpha", data_source="entra"),
     }
     sequences = streams.publish([*bad.values(), good])
     time.sleep(window)
     result = tick(instance)
     assert sync_runs(result) == {f"sync:alpha:{sequences[-1]}": 1}  # the sensor went on
-    letters = all_messages(DLQ_STREAM)
+    letters = dead_letters(streams)
     assert [m.headers[REASON_HEADER].split(":")[0] for m in letters] == list(bad)
     assert [int(m.headers[SEQUENCE_HEADER]) for m in letters] == sequences[:-1]
     assert [m.data for m in letters] == [m.data for m in bad.values()]  # the original bytes, to replay
@@ -233,11 +236,11 @@ def test_each_kind_of_bad_event_lands_on_the_dead_letter_stream_with_its_reason(
 def test_a_sequence_gap_requests_a_full_refresh_in_ranges_of_50(streams, instance, app_env, window):
     keys = [f"t{n:03d}" for n in range(120)]
     register_tenants(app_env["DATABASE_URL"], keys)
-    streams.publish([sync_message("t000")])
+    streams.publish([sync_message(streams.streams, "t000")])
     cursor = tick(instance).cursor
-    unread = streams.publish([sync_message("t001")] * 3)
-    asyncio.run(_purge_before(unread[-1] + 1))  # what max_age does to messages nobody read in 7 days
-    streams.publish([sync_message("t002")])
+    unread = streams.publish([sync_message(streams.streams, "t001")] * 3)
+    asyncio.run(_purge_before(streams, unread[-1] + 1))  # what max_age does to messages nobody read in 7 days
+    streams.publish([sync_message(streams.streams, "t002")])
     result = tick(instance, cursor)
     refresh = [r for r in result.run_requests if r.partition_key is None]
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in refresh] == [
@@ -249,9 +252,10 @@ def test_a_sequence_gap_requests_a_full_refresh_in_ranges_of_50(streams, instanc
     assert json.loads(result.cursor)["stats"]["gaps"] == 1
 
 
-async def _purge_before(sequence: int) -> None:
-    client = await nats.connect(NATS_URL)
-    await client.jetstream().purge_stream(SYNC_STREAM, seq=sequence)
+async def _purge_before(jetstream: JetStream, sequence: int) -> None:
+    """Drop this test's own sync events before `sequence`."""
+    client = await nats.connect(jetstream.url)
+    await client.jetstream().purge_stream(jetstream.streams.sync_stream, seq=sequence)
     await client.close()
 
 
@@ -264,9 +268,10 @@ def test_without_nats_url_the_sensor_says_it_is_not_configured(app_env, instance
 def test_unreachable_nats_is_reported_and_the_cursor_kept(streams, instance, app_env, monkeypatch):
     register_tenants(app_env["DATABASE_URL"], ["alpha"])
     cursor = tick(instance).cursor
-    monkeypatch.setenv("NATS_URL", "nats://watcher:hunter2@127.0.0.1:4999")
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("NATS_URL", f"nats://watcher:hunter2@127.0.0.1:{port}")
     result = tick(instance, cursor)
-    assert "NATS at nats://127.0.0.1:4999 is unreachable" in result.skip_message
+    assert f"NATS at nats://127.0.0.1:{port} is unreachable" in result.skip_message
     assert "resumes after sequence" in result.skip_message and "hunter2" not in result.skip_message
     assert result.cursor == cursor and result.run_requests == []
 
@@ -288,7 +293,8 @@ def test_mspbyte_events_publish_writes_what_the_sensor_reads(streams, instance, 
     result = runner.invoke(main, ["events", "publish", "--tenant", "alpha", "--data-source", "m365", "--json"])
     assert result.exit_code == 0, result.stderr
     published = json.loads(result.stdout)
-    assert published["subject"] == "mspbyte.sync.alpha.m365"
+    assert published["subject"] == f"{streams.streams.namespace}.mspbyte.sync.alpha.m365"
+    assert published["stream"] == f"{streams.streams.namespace}_MSPBYTE_SYNC"
     assert {"tenantId", "dataSourceId", "integration", "syncId", "completedAt"} <= published["event"].keys()
     time.sleep(window)
     assert sync_runs(tick(instance)) == {f"sync:alpha:{published['sequence']}": 1}
@@ -298,19 +304,18 @@ def test_mspbyte_events_publish_writes_what_the_sensor_reads(streams, instance, 
     ):
         refused = runner.invoke(main, ["events", "publish", *args])
         assert refused.exit_code == 2 and named in refused.stderr
-    assert len(all_messages(SYNC_STREAM)) == 1
+    assert len(sync_messages(streams)) == 1
 
 
-def test_ten_thousand_events_over_200_tenants_run_every_window_once(
-    streams, instance, app_env, window, nats_restartable
-):
+def test_ten_thousand_events_over_200_tenants_run_every_window_once(restartable_streams, instance, app_env, window):
     """Ticks of 1,500 events; one tick fails (its cursor is never saved) and NATS restarts between ticks."""
+    streams, server = restartable_streams
     keys = [f"t{n:03d}" for n in range(200)]
     register_tenants(app_env["DATABASE_URL"], keys)
-    bad = [sync_message("ghost")] * 5
+    bad = [sync_message(streams.streams, "ghost")] * 5
 
     def publish_round(round_no: int) -> int:
-        messages = [sync_message(keys[n % 200], sync_id=f"{round_no}-{n}") for n in range(5_000)]
+        messages = [sync_message(streams.streams, keys[n % 200], sync_id=f"{round_no}-{n}") for n in range(5_000)]
         if round_no == 0:
             messages[1_600:1_600] = bad  # inside the tick that fails
         return streams.publish(messages)[-1]
@@ -327,10 +332,10 @@ def test_ten_thousand_events_over_200_tenants_run_every_window_once(
     replayed = tick(instance, cursor, max_events_per_tick=1_500)
     assert sync_runs(replayed) == sync_runs(failed)  # not at the stream's end: decided by the data alone
     cursor = saved(replayed)
-    stop_nats()
+    server.stop()
     down = tick(instance, cursor, max_events_per_tick=1_500)
     assert "is unreachable" in down.skip_message and down.cursor == cursor
-    start_nats()
+    server.start()
     cursor = saved(tick(instance, cursor, max_events_per_tick=1_500))
     time.sleep(window)
     last = publish_round(1)
@@ -345,17 +350,17 @@ def test_ten_thousand_events_over_200_tenants_run_every_window_once(
 
     launched = [key for result in kept for key in sync_runs(result)]
     assert len(launched) == len(set(launched)), "a window was requested twice"
-    assert {key: n for result in kept for key, n in sync_runs(result).items()} == expected_windows(window)
+    assert {key: n for result in kept for key, n in sync_runs(result).items()} == expected_windows(streams, window)
     assert sum(n for result in kept for n in sync_runs(result).values()) == 10_000
     assert {key.split(":")[1] for key in launched} == set(keys)
-    assert [m.headers[REASON_HEADER].split(":")[0] for m in all_messages(DLQ_STREAM)] == ["unknown_tenant"] * 5
+    assert [m.headers[REASON_HEADER].split(":")[0] for m in dead_letters(streams)] == ["unknown_tenant"] * 5
 
 
-def expected_windows(window_seconds: float) -> dict[str, int]:
+def expected_windows(streams: JetStream, window_seconds: float) -> dict[str, int]:
     """The windows the stream's own timestamps call for, worked out independently of the sensor."""
     window_ms, opened, windows = window_seconds * 1000, {}, Counter()
-    for message in all_messages(SYNC_STREAM):
-        tenant = message.subject.split(".")[2]
+    for message in sync_messages(streams):
+        tenant = message.subject.split(".")[-2]
         if tenant == "ghost":
             continue
         first, at = opened.get(tenant, (None, None))

@@ -15,7 +15,8 @@ def flags() -> None:
 def store():
     from mspbyte_dagster.lib.flag_store import flag_store
 
-    return flag_store(settings().redis_url, app_engine())
+    current = settings()
+    return flag_store(current.redis_url, app_engine(), current.namespace)
 
 
 def flag_manager():

@@ -35,7 +35,9 @@ def metrics_serve(host: str, port: int | None) -> None:
     if not current.enable_prometheus:
         fail("ENABLE_PROMETHEUS is false: metrics are switched off; set ENABLE_PROMETHEUS=true to serve /metrics")
     port = current.metrics_port if port is None else port
-    server = metrics_server(current.database_url, current.flag_defaults, current.redis_url, host, port)
+    server = metrics_server(
+        current.database_url, current.flag_defaults, current.redis_url, current.namespace, host, port
+    )
     try:
         server.start()
     except OSError as error:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
-from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS
+from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS, EventStreams
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
@@ -50,7 +50,8 @@ class FeatureFlagsResource(ConfigurableResource):
 
     def snapshot(self, engine: Engine) -> FeatureFlagManager:
         settings = Settings.from_env()
-        return load_flags(flag_store(self.redis_url or settings.redis_url, engine), settings.flag_defaults)
+        store = flag_store(self.redis_url or settings.redis_url, engine, settings.namespace)
+        return load_flags(store, settings.flag_defaults)
 
 
 class NatsResource(ConfigurableResource):
@@ -66,8 +67,9 @@ class NatsResource(ConfigurableResource):
 
     def jetstream(self) -> JetStream | None:
         """The streams, or None when no NATS URL is configured."""
-        url = self.url or Settings.from_env().nats_url
-        return JetStream(url) if url else None
+        settings = Settings.from_env()
+        url = self.url or settings.nats_url
+        return JetStream(url, EventStreams(settings.namespace)) if url else None
 
 
 class GraphNotConfigured(RuntimeError):

@@ -16,7 +16,7 @@ from dagster import (
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.partitions import TENANT_TAG, TENANTS, TRIGGER_TAG, range_run_requests, tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
-from mspbyte_dagster.lib.events import SYNC_STREAM, Debounce, Registry, TickOutcome, Window, source_registry
+from mspbyte_dagster.lib.events import Debounce, EventStreams, Registry, TickOutcome, Window, source_registry
 from mspbyte_dagster.lib.nats_client import NatsUnavailableError, dead_letter
 from mspbyte_dagster.lib.store.tenants import list_tenants
 from mspbyte_dagster.settings import Settings
@@ -61,14 +61,16 @@ def _warm_partition_cache(context: SensorEvaluationContext, tenants: list[str]) 
         loader.get_existing_dynamic_partitions(TENANTS, tenants)
 
 
-def _report(context: SensorEvaluationContext, outcome: TickOutcome, read: int, state: Debounce) -> str:
+def _report(
+    context: SensorEvaluationContext, outcome: TickOutcome, read: int, state: Debounce, streams: EventStreams
+) -> str:
     """Log what needs a human (gaps, dead letters, dropped windows); return the tick's one-line summary."""
     for gap in outcome.gaps:
-        context.log.warning(f"{gap.describe()}: requesting a full refresh of every tenant")
+        context.log.warning(f"{gap.describe(streams.sync_stream)}: requesting a full refresh of every tenant")
     for rejection in outcome.rejections[:LOGGED_REJECTIONS]:
         message = rejection.message
         context.log.warning(
-            f"dead-lettered {SYNC_STREAM} sequence {message.seq} ({message.subject}): {rejection.header}"
+            f"dead-lettered {streams.sync_stream} sequence {message.seq} ({message.subject}): {rejection.header}"
         )
     if len(outcome.rejections) > LOGGED_REJECTIONS:
         context.log.warning(f"... and {len(outcome.rejections) - LOGGED_REJECTIONS} more dead-lettered event(s)")
@@ -102,14 +104,16 @@ def sync_event_sensor(context: SensorEvaluationContext, nats: NatsResource, data
     registry = registered_sources(database)
     now_ms = time.time_ns() // 1_000_000  # before reading: only closes windows the stream cannot (lib/events.py)
     try:
-        batch = jetstream.read(SYNC_STREAM, state.seq, nats.max_events_per_tick, nats.read_budget_seconds)
-        outcome = state.advance(batch, registry, Settings.from_env().max_debounce_window_ms, now_ms)
+        streams = jetstream.streams
+        batch = jetstream.read(streams.sync_stream, state.seq, nats.max_events_per_tick, nats.read_budget_seconds)
+        window_ms = Settings.from_env().max_debounce_window_ms
+        outcome = state.advance(batch, registry, window_ms, now_ms, streams=streams)
         if outcome.rejections:
-            jetstream.publish([dead_letter(rejection) for rejection in outcome.rejections])
+            jetstream.publish([dead_letter(rejection, streams) for rejection in outcome.rejections])
     except NatsUnavailableError as error:
         where = f"after sequence {resume_after}" if resume_after is not None else "at the stream's first event"
         return SkipReason(f"{error}; the next tick resumes {where}")
-    summary = _report(context, outcome, len(batch.messages), state)
+    summary = _report(context, outcome, len(batch.messages), state, streams)
     known = context.instance.get_dynamic_partitions(TENANTS)
     added, _ = partition_changes(list(registry), known)
     requests = [window_run_request(window) for window in outcome.closed]

@@ -28,11 +28,8 @@ from datetime import datetime
 from mspbyte_dagster.lib.model import MICROSOFT365, is_tenant_key
 
 SYNC_STREAM = "MSPBYTE_SYNC"
-SYNC_SUBJECT_PREFIX = "mspbyte.sync"
-SYNC_SUBJECTS = f"{SYNC_SUBJECT_PREFIX}.>"
 SYNC_MAX_AGE_SECONDS = 7 * 86_400
 DLQ_STREAM = "MSPBYTE_DLQ"
-DLQ_SUBJECT = "mspbyte.dlq.sync"
 DLQ_MAX_AGE_SECONDS = 30 * 86_400
 
 # A dead-lettered event keeps its original bytes as payload; these headers say why and where from.
@@ -59,8 +56,40 @@ CURSOR_VERSION = 1
 Registry = Mapping[str, Mapping[str, str]]
 
 
-def sync_subject(tenant: str, data_source: str) -> str:
-    return f"{SYNC_SUBJECT_PREFIX}.{tenant}.{data_source}"
+@dataclass(frozen=True)
+class EventStreams:
+    """The names of the sync and dead-letter streams and of their subjects.
+
+    A namespace (MSPBYTE_NAMESPACE) prefixes every name, so installations sharing one
+    NATS server (staging beside production, two test runs) never see each other's events.
+    """
+
+    namespace: str | None = None
+
+    def _named(self, name: str, separator: str) -> str:
+        return f"{self.namespace}{separator}{name}" if self.namespace else name
+
+    @property
+    def sync_stream(self) -> str:
+        return self._named(SYNC_STREAM, "_")
+
+    @property
+    def dlq_stream(self) -> str:
+        return self._named(DLQ_STREAM, "_")
+
+    @property
+    def sync_subjects(self) -> str:
+        return self._named("mspbyte.sync.>", ".")
+
+    @property
+    def dlq_subject(self) -> str:
+        return self._named("mspbyte.dlq.sync", ".")
+
+    def sync_subject(self, tenant: str, data_source: str) -> str:
+        return self._named(f"mspbyte.sync.{tenant}.{data_source}", ".")
+
+
+DEFAULT_STREAMS = EventStreams()
 
 
 def sync_event_payload(
@@ -139,7 +168,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _schema_problem(event: object, subject: str) -> str | None:
+def _schema_problem(event: object, subject: str, streams: EventStreams) -> str | None:
     if not isinstance(event, dict):
         return f"the payload is a JSON {type(event).__name__}, not an object"
     missing = [name for name in REQUIRED_FIELDS if name not in event]
@@ -158,13 +187,15 @@ def _schema_problem(event: object, subject: str) -> str | None:
         return f"completedAt {_shown(event['completedAt'])} is not an ISO-8601 timestamp"
     if completed.tzinfo is None:
         return f"completedAt {_shown(event['completedAt'])} has no time zone"
-    expected = sync_subject(event["tenantId"], event["dataSourceId"])
+    expected = streams.sync_subject(event["tenantId"], event["dataSourceId"])
     if subject != expected:
         return f"subject {_shown(subject)} does not match the payload's {expected!r}"
     return None
 
 
-def check_event(message: StreamMessage, registry: Registry) -> SyncEvent | Rejection:
+def check_event(
+    message: StreamMessage, registry: Registry, streams: EventStreams = DEFAULT_STREAMS
+) -> SyncEvent | Rejection:
     """A usable sync event, or the reason it is not one."""
     try:
         event = json.loads(message.data)
@@ -172,7 +203,7 @@ def check_event(message: StreamMessage, registry: Registry) -> SyncEvent | Rejec
         return Rejection(
             message, MALFORMED_JSON, f"not JSON ({error.__class__.__name__} at byte {getattr(error, 'pos', 0)})"
         )
-    problem = _schema_problem(event, message.subject)
+    problem = _schema_problem(event, message.subject, streams)
     if problem:
         return Rejection(message, WRONG_SCHEMA, problem)
     tenant, data_source = event["tenantId"], event["dataSourceId"]
@@ -213,10 +244,10 @@ class Gap:
     after: int
     resumed: int
 
-    def describe(self) -> str:
+    def describe(self, stream: str = SYNC_STREAM) -> str:
         if self.resumed <= self.after:
-            return f"{SYNC_STREAM} restarted at sequence {self.resumed} (the cursor was at {self.after}): events may be lost"
-        return f"sequences {self.after + 1}..{self.resumed - 1} left {SYNC_STREAM} before they were read"
+            return f"{stream} restarted at sequence {self.resumed} (the cursor was at {self.after}): events may be lost"
+        return f"sequences {self.after + 1}..{self.resumed - 1} left {stream} before they were read"
 
 
 @dataclass
@@ -277,7 +308,13 @@ class Debounce:
         )
 
     def advance(
-        self, batch: StreamBatch, registry: Registry, window_ms: int, now_ms: int, max_runs: int = MAX_RUNS_PER_TICK
+        self,
+        batch: StreamBatch,
+        registry: Registry,
+        window_ms: int,
+        now_ms: int,
+        max_runs: int = MAX_RUNS_PER_TICK,
+        streams: EventStreams = DEFAULT_STREAMS,
     ) -> TickOutcome:
         """Consume one batch: fold good events into windows, reject bad ones, note gaps, close due windows.
 
@@ -299,7 +336,7 @@ class Debounce:
                 outcome.gaps.append(Gap(expected - 1, message.seq))
             expected = message.seq + 1
             self.clock_ms = max(self.clock_ms, message.time_ms)
-            verdict = check_event(message, registry)
+            verdict = check_event(message, registry, streams)
             if isinstance(verdict, Rejection):
                 outcome.rejections.append(verdict)
                 self.stats[f"dead_lettered.{verdict.reason}"] += 1

@@ -144,8 +144,13 @@ class RedisFlagStore:
             self._write(lambda pipe: pipe.hset(self._overrides_key(flag), tenant, "1" if enabled else "0"))
 
 
-def flag_store(redis_url: str | None, engine: Engine) -> DatabaseFlagStore | RedisFlagStore:
-    return RedisFlagStore(redis_url, engine) if redis_url else DatabaseFlagStore(engine)
+def flag_store(
+    redis_url: str | None, engine: Engine, namespace: str | None = None
+) -> DatabaseFlagStore | RedisFlagStore:
+    """Redis when a URL is set (keys under the namespace, when there is one), else the app database."""
+    if not redis_url:
+        return DatabaseFlagStore(engine)
+    return RedisFlagStore(redis_url, engine, f"{namespace}:{REDIS_PREFIX}" if namespace else REDIS_PREFIX)
 
 
 def load_flags(store, defaults: dict[str, FlagDefault]) -> FeatureFlagManager:

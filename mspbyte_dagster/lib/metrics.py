@@ -405,13 +405,14 @@ def metrics_server(
     database_url: str,
     flag_defaults: dict[str, FlagDefault],
     redis_url: str | None = None,
+    namespace: str | None = None,
     host: str = "127.0.0.1",
     port: int = 9090,
     settle_after: timedelta = SETTLE_AFTER,
 ) -> MetricsServer:
     """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store."""
     engine = read_engine(database_url)
-    store = flag_store(redis_url, engine)
+    store = flag_store(redis_url, engine, namespace)
     collector = PipelineCollector(engine, lambda: load_flags(store, flag_defaults), settle_after)
     return MetricsServer(engine, collector, host, port)
 

@@ -23,15 +23,13 @@ import nats.js.errors
 from nats.js import JetStreamContext, api
 
 from mspbyte_dagster.lib.events import (
+    DEFAULT_STREAMS,
     DLQ_MAX_AGE_SECONDS,
-    DLQ_STREAM,
-    DLQ_SUBJECT,
     REASON_HEADER,
     SEQUENCE_HEADER,
     SUBJECT_HEADER,
     SYNC_MAX_AGE_SECONDS,
-    SYNC_STREAM,
-    SYNC_SUBJECTS,
+    EventStreams,
     Rejection,
     StreamBatch,
     StreamMessage,
@@ -45,17 +43,6 @@ RETRY_WAIT_SECONDS = 0.25
 FETCH_SIZE = 1_000
 FETCH_TIMEOUT_SECONDS = 5.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The duplicate windows drop a re-published sync (same syncId) or a dead letter written again
-# by a tick that is replayed (same original sequence).
-STREAMS = tuple(
-    api.StreamConfig(
-        name=name, subjects=[subjects], max_age=max_age, storage=api.StorageType.FILE, duplicate_window=duplicates
-    )
-    for name, subjects, max_age, duplicates in (
-        (SYNC_STREAM, SYNC_SUBJECTS, SYNC_MAX_AGE_SECONDS, 120),
-        (DLQ_STREAM, DLQ_SUBJECT, DLQ_MAX_AGE_SECONDS, 3600),
-    )
-)
 # Failures that mean "NATS is not there right now", as opposed to a refused request.
 UNAVAILABLE = (
     OSError,
@@ -91,17 +78,31 @@ class OutgoingMessage:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def dead_letter(rejection: Rejection) -> OutgoingMessage:
+def stream_configs(streams: EventStreams) -> list[api.StreamConfig]:
+    """The sync and dead-letter streams. Their duplicate windows drop a re-published sync (same
+    syncId) or a dead letter written again by a tick that is replayed (same original sequence)."""
+    return [
+        api.StreamConfig(
+            name=name, subjects=[subjects], max_age=max_age, storage=api.StorageType.FILE, duplicate_window=duplicates
+        )
+        for name, subjects, max_age, duplicates in (
+            (streams.sync_stream, streams.sync_subjects, SYNC_MAX_AGE_SECONDS, 120),
+            (streams.dlq_stream, streams.dlq_subject, DLQ_MAX_AGE_SECONDS, 3600),
+        )
+    ]
+
+
+def dead_letter(rejection: Rejection, streams: EventStreams = DEFAULT_STREAMS) -> OutgoingMessage:
     """The original bytes, with the reason and origin as headers; the message id makes a replay harmless."""
     message = rejection.message
     return OutgoingMessage(
-        DLQ_SUBJECT,
+        streams.dlq_subject,
         message.data,
         {
             REASON_HEADER: rejection.header,
             SUBJECT_HEADER: message.subject,
             SEQUENCE_HEADER: str(message.seq),
-            "Nats-Msg-Id": f"{SYNC_STREAM}:{message.seq}:{message.time_ms}",
+            "Nats-Msg-Id": f"{streams.sync_stream}:{message.seq}:{message.time_ms}",
         },
     )
 
@@ -110,9 +111,9 @@ def _time_ms(stamp: datetime) -> int:
     return (stamp - EPOCH) // timedelta(milliseconds=1)
 
 
-async def _ensure_streams(js: JetStreamContext) -> None:
+async def _ensure_streams(js: JetStreamContext, streams: EventStreams) -> None:
     """Create the sync and dead-letter streams if they are missing (an existing one is left as it is)."""
-    for config in STREAMS:
+    for config in stream_configs(streams):
         try:
             await js.stream_info(config.name)
         except nats.js.errors.NotFoundError:
@@ -122,8 +123,9 @@ async def _ensure_streams(js: JetStreamContext) -> None:
 class JetStream:
     """The project's JetStream streams at one NATS URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, streams: EventStreams = DEFAULT_STREAMS):
         self.url = url
+        self.streams = streams
 
     def _run(self, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
         async def session() -> T:
@@ -138,7 +140,7 @@ class JetStream:
             )
             try:
                 js = client.jetstream()
-                await _ensure_streams(js)
+                await _ensure_streams(js, self.streams)
                 return await work(js)
             finally:
                 await client.close()
