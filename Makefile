@@ -57,6 +57,6 @@ test: install
 	$(BIN)/ruff check mspbyte_dagster mspbyte_dagster_tests
 	$(BIN)/python -m pytest
 
-# What needs no PostgreSQL, Redis or NATS.
+# The quick loop: no PostgreSQL, Redis or NATS, and none of the tests that take a second or more.
 test-fast: install
-	$(BIN)/python -m pytest -m "not services"
+	$(BIN)/python -m pytest -m "not services and not slow"

@@ -29,6 +29,9 @@ SERVICE_PARAMS = {"postgresql", "redis"}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "services: needs PostgreSQL, Redis or NATS (left out by make test-fast)")
+    config.addinivalue_line(
+        "markers", "slow: a second or more: whole Dagster runs, subprocesses, retries (left out too)"
+    )
     # Every process of the run, `mspbyte` subprocesses included, names its streams and keys after the run.
     os.environ["MSPBYTE_NAMESPACE"] = f"test-{services.RUN_ID}"
 

@@ -12,6 +12,7 @@ import shutil
 import uuid
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -239,6 +240,7 @@ def step(world: World, op: tuple, unread: tuple | None) -> None:
     check_idempotent(world)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operations, min_size=1, max_size=7))
 def test_alert_lifecycle_invariants_hold_for_any_sequence_of_changes(tmp_path, sqlite_template, ops):

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
@@ -81,6 +82,7 @@ def test_flags_status_json(app_env, monkeypatch):
     assert code == 2 and "new_pipeline" in err
 
 
+@pytest.mark.slow
 def test_run_materializes_the_snapshot_stage_per_tenant(app_env, synth_dir):
     folders = sorted(str(p) for p in synth_dir.iterdir())
     mspbyte("tenants", "import", *folders)

@@ -170,6 +170,7 @@ def test_each_stage_flag_switches_its_stage_alone(engine, tmp_path):
         assert {s for s, p in paths.items() if p == "legacy"} == stages, flag
 
 
+@pytest.mark.slow
 def test_a_run_records_its_flags_as_tags_and_materializes_the_report(app_env, tmp_path, monkeypatch):
     monkeypatch.setenv("FEATURE_COMPARISON_MODE", "true")
     monkeypatch.setenv("FEATURE_COMPARISON_MODE_ROLLOUT", "100")

@@ -96,6 +96,7 @@ def fields(context) -> dict:
 
 
 @pytest.mark.parametrize("users", SIZES)
+@pytest.mark.slow
 def test_legacy_and_new_paths_give_the_same_context_and_edges(engines, tmp_path, synthetic_tenants, users):
     """Each path links four synthetic tenants (every variant) in a database of its own."""
     new_engine, legacy_engine = engines

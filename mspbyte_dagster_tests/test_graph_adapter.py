@@ -59,6 +59,7 @@ def quarantine_rows(engine, key: str) -> list:
         return list(conn.execute(select(quarantined_records).where(quarantined_records.c.tenant == key)))
 
 
+@pytest.mark.slow
 def test_round_trip_folder_graph_adapter_gives_back_every_file(engine, tmp_path, graph, synth_dir):
     for folder in sorted(synth_dir.iterdir()):
         original = folder_files(folder)
@@ -84,6 +85,7 @@ def test_group_members_come_through_batch_twenty_groups_a_call(graph, synth_dir)
     assert len([r for r in graph.requests if r.startswith("$batch GET /groups/")]) == member_pages
 
 
+@pytest.mark.slow
 def test_without_batch_every_group_costs_a_request(synth_dir):
     with FakeGraph(synth_dir, client_secret=SECRET) as fake:
         batched, batched_client = read(fake)
@@ -93,6 +95,7 @@ def test_without_batch_every_group_costs_a_request(synth_dir):
     assert single_client.stats.requests - batched_client.stats.requests == groups - math.ceil(groups / 20)
 
 
+@pytest.mark.slow
 def test_throttled_request_waits_retry_after_then_succeeds(graph, synth_dir):
     graph.add_fault("throttle", "/users", times=2, retry_after=1)
     started = time.monotonic()
@@ -103,6 +106,7 @@ def test_throttled_request_waits_retry_after_then_succeeds(graph, synth_dir):
     assert result.sources == {}
 
 
+@pytest.mark.slow
 def test_throttling_inside_a_batch_answer_is_honoured_per_request(graph, synth_dir):
     graph.add_fault("throttle", "/groups/", times=3, retry_after=1)
     started = time.monotonic()
@@ -122,6 +126,7 @@ def test_unavailable_without_retry_after_backs_off_and_retries(graph, synth_dir)
     assert "conditional_access_policies" in result.files and result.sources == {}
 
 
+@pytest.mark.slow
 def test_a_slow_answer_times_out_and_is_asked_again(graph):
     graph.add_fault("slow", "/roleManagement/directory/roleAssignments", times=1, delay=3)
     result, client = read(graph, policy=RetryPolicy(max_attempts=3, base_delay=0.05, timeout=1))
@@ -143,6 +148,7 @@ def test_one_token_serves_every_request_until_it_nears_expiry(graph):
     assert client.stats.requests > 20 and graph.token_requests == 1
 
 
+@pytest.mark.slow
 def test_requests_in_flight_stay_within_the_tenant_and_the_overall_bound(graph):
     graph.add_fault("slow", times=None, delay=0.2)  # every answer takes a while: requests pile up
     tenants = [TENANT, "synth-3-001"]

@@ -82,6 +82,7 @@ def mixed_world(app_env, monkeypatch, graph, synth_dir):
     return graph
 
 
+@pytest.mark.slow
 def test_a_graph_tenant_that_keeps_failing_fails_its_pass_alone(mixed_world):
     from mspbyte_dagster.definitions import defs
 
@@ -111,6 +112,7 @@ def test_a_graph_tenant_that_keeps_failing_fails_its_pass_alone(mixed_world):
     assert "graph_requests" not in figures[FILES]  # read from its imported folder
 
 
+@pytest.mark.slow
 def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
     mixed_world, monkeypatch, caplog, capfd, tmp_path
 ):
@@ -152,6 +154,7 @@ def test_a_graph_tenant_without_credentials_fails_naming_the_variables(engine, t
     assert "GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET not set" in result.reason
 
 
+@pytest.mark.slow
 def test_a_quarantined_user_is_not_swept_while_its_file_is_incomplete(engine, tmp_path):
     files = minimal_files("contoso", users=30)
     served = write_folder(tmp_path / "graph" / "contoso", files)
@@ -255,6 +258,7 @@ def test_graph_resource_takes_the_secret_from_the_environment_only_when_set(monk
     assert isinstance(resource.client_secret, EnvVar) and SECRET not in repr(resource)
 
 
+@pytest.mark.slow
 def test_the_fake_graph_command_serves_folders_with_its_switches(synth_dir):
     command = [
         str(Path(sys.executable).parent / "mspbyte"),

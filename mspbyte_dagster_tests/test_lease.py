@@ -87,6 +87,7 @@ def test_an_expired_sqlite_lease_is_taken_over(sqlite_url):
             assert conn.execute(select(tenant_leases.c.holder)).scalar() != "crashed:1"
 
 
+@pytest.mark.slow
 def test_two_processes_never_overlap_on_one_tenant(engine, database_url, tmp_path):
     import_files(engine, tmp_path / "store", minimal_files(users=3000))
     go = tmp_path / "go"

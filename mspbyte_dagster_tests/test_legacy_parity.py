@@ -145,6 +145,7 @@ def new_path(tmp_path_factory, sqlite_template, synthetic):
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.slow
 def test_each_path_writes_what_the_new_path_writes(tmp_path, sqlite_template, synthetic, new_path, path, size):
     expected = new_path[size]
     assert all(expected[table] for table in expected), "every table has rows to compare"

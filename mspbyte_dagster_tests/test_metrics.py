@@ -110,6 +110,7 @@ def test_executions_and_stage_figures_sum_the_ended_passes(engine, database_url,
     assert value(samples, "mspbyte_uptime_seconds") >= 0
 
 
+@pytest.mark.slow
 def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
     with engine.begin() as conn:
         ledger_id = ledger.start_pass(conn, "contoso", "run-1", datetime.now(UTC))
@@ -138,6 +139,7 @@ def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
     assert value(ended, "mspbyte_queries_total") == 3 and value(ended, "mspbyte_slow_queries_total") == 1
 
 
+@pytest.mark.slow
 def test_counters_never_go_down_across_scrapes_and_restarts(engine, database_url, contoso):
     """Kept totals below the high-water mark plus fresh ones above it equal a full recount, and only grow."""
     with exporter(database_url) as steady, exporter(database_url, settle_after=timedelta(0)) as settling:
@@ -224,6 +226,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_command_serves_on_metrics_port(app_env, engine, contoso, monkeypatch):
     assert run_pass(engine).status == "succeeded"
     port = free_port()

@@ -65,6 +65,7 @@ def test_the_schedule_skips_without_tenants(instance):
     assert "no tenant partitions" in scheduled_requests(instance).skip_message
 
 
+@pytest.mark.slow
 def test_a_scheduled_range_run_materializes_every_tenant_of_the_range(app_env, instance, synth_dir):
     folders = sorted(str(p) for p in synth_dir.iterdir())
     assert CliRunner().invoke(main, ["tenants", "import", *folders]).exit_code == 0

@@ -60,6 +60,7 @@ with services.private_server(services.NATS) as server:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_test_run_leaves_no_server_to_reuse():
     run = subprocess.Popen([sys.executable, "-c", SERVE_AND_WAIT], stdout=subprocess.PIPE, text=True)
     started = json.loads(run.stdout.readline())

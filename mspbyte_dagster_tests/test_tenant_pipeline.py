@@ -107,6 +107,7 @@ def cleanup_poison(app_env):
         )
 
 
+@pytest.mark.slow
 def test_one_run_carries_every_tenant_of_the_range(world):
     result = run(KEYS)
     assert result.success
@@ -125,6 +126,7 @@ def test_one_run_carries_every_tenant_of_the_range(world):
     assert ledger_rows("bravo")[0].all_stages and ledger_rows("bravo")[0].run_id == result.run_id
 
 
+@pytest.mark.slow
 def test_a_failing_tenant_is_rolled_back_named_and_alone(world, cleanup_poison):
     files = minimal_files("bravo", users=30)
     files["users"].append(user("poison-me"))
@@ -146,6 +148,7 @@ def test_a_failing_tenant_is_rolled_back_named_and_alone(world, cleanup_poison):
     assert run(["bravo"]).success and entity_count("bravo") == 36
 
 
+@pytest.mark.slow
 def test_users_falling_below_half_hold_the_tenant_and_only_it(world):
     assert run(KEYS).success
     world("bravo", minimal_files("bravo", users=14))  # 30 -> 14: below half
@@ -160,6 +163,7 @@ def test_users_falling_below_half_hold_the_tenant_and_only_it(world):
     assert ledger_rows("bravo")[-1].status == "held"
 
 
+@pytest.mark.slow
 def test_exactly_half_or_a_small_tenant_is_not_held(world):
     assert run(KEYS).success
     world("alpha", minimal_files("alpha", users=15))  # 30 -> 15: not strictly below half
@@ -169,6 +173,7 @@ def test_exactly_half_or_a_small_tenant_is_not_held(world):
     assert ledger_rows("alpha")[-1].status == "succeeded"
 
 
+@pytest.mark.slow
 def test_enabled_policies_falling_to_zero_hold_the_tenant(world):
     assert run(KEYS).success
     files = minimal_files("charlie", users=30)
@@ -179,6 +184,7 @@ def test_enabled_policies_falling_to_zero_hold_the_tenant(world):
     assert held.status == "held" and "enabled Conditional Access policies fell from 1 to 0" in held.reason
 
 
+@pytest.mark.slow
 def test_accept_drop_lets_the_next_pass_through(world):
     assert run(KEYS).success
     world("bravo", minimal_files("bravo", users=3))
@@ -191,6 +197,7 @@ def test_accept_drop_lets_the_next_pass_through(world):
     assert entity_count("bravo") == 3 + 5
 
 
+@pytest.mark.slow
 def test_mspbyte_run_exits_non_zero_naming_held_tenants(world):
     assert mspbyte("run", "--all")[0] == 0
     world("charlie", minimal_files("charlie", users=2))
@@ -199,6 +206,7 @@ def test_mspbyte_run_exits_non_zero_naming_held_tenants(world):
     assert code == 1 and "charlie (held)" in verdict and "alpha" not in verdict
 
 
+@pytest.mark.slow
 def test_a_subset_run_of_one_stage_for_one_tenant(world):
     assert run(["alpha"]).success
     result = run(["bravo"], selection=[AssetKey("entities")])
@@ -213,6 +221,7 @@ def test_a_subset_run_of_one_stage_for_one_tenant(world):
     assert not ledger_rows("bravo")[-1].all_stages  # a subset pass is no guard baseline
 
 
+@pytest.mark.slow
 def test_mspbyte_run_splits_tenants_that_are_not_contiguous(world):
     world("delta", minimal_files("delta", users=30))
     code, out, err = mspbyte("run", "--tenant", "delta", "--tenant", "alpha", "--tenant", "charlie")
@@ -223,6 +232,7 @@ def test_mspbyte_run_splits_tenants_that_are_not_contiguous(world):
     assert DagsterInstance.get().get_dynamic_partitions(TENANTS) == ["alpha", "bravo", "charlie", "delta"]
 
 
+@pytest.mark.slow
 def test_a_tenant_without_a_snapshot_row_fails_alone(world):
     DagsterInstance.get().add_dynamic_partitions(TENANTS, ["ghost"])
     result = run(["alpha", "bravo", "charlie", "ghost"])
