@@ -19,8 +19,8 @@ endif
 
 python:
 	@case " $(SUPPORTED_PYTHONS) " in *" $(PY_VERSION) "*) ;; \
-	  *) echo "$(PYTHON) is Python $(or $(PY_VERSION),?, not found): mspbyte_dagster needs Python 3.11, 3.12 or 3.13;" \
-	       "name one with make PYTHON=python3.12 ..." >&2; exit 2;; esac
+	  *) echo "$(PYTHON) $(if $(PY_VERSION),is Python $(PY_VERSION),does not run): mspbyte_dagster needs" \
+	       "Python $(SUPPORTED_PYTHONS); name one with make PYTHON=python3.12 ..." >&2; exit 2;; esac
 
 # A failed install removes .venv, so the next attempt starts clean instead of from half an install.
 $(INSTALLED): requirements.lock pyproject.toml | python
