@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,12 +45,12 @@ def pytest_collection_modifyitems(items):
 
 
 @contextmanager
-def service(kind: services.Kind) -> Iterator[str]:
+def obtained(server: AbstractContextManager):
     """A server for the tests: missing skips them naming the package (fails them in CI); a failed start
     ends the run with the server's log tail instead of hundreds of connection errors."""
     try:
-        with services.server_url(kind) as url:
-            yield url
+        with server as value:
+            yield value
     except services.ServiceMissing as missing:
         if os.environ.get("CI"):
             raise
@@ -62,46 +62,35 @@ def service(kind: services.Kind) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """The PostgreSQL server's admin database: tests create databases of their own on it."""
-    with service(services.POSTGRES) as url:
+    with obtained(services.server_url(services.POSTGRES)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis server; the run's keys carry its namespace (and are deleted by the test that made them)."""
-    with service(services.REDIS) as url:
+    with obtained(services.server_url(services.REDIS)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
     """A NATS server with JetStream; each test's streams carry a namespace of its own."""
-    with service(services.NATS) as url:
+    with obtained(services.server_url(services.NATS)) as url:
         yield url
-
-
-@contextmanager
-def _private(kind: services.Kind) -> Iterator[services.PrivateServer]:
-    try:
-        with services.private_server(kind) as server:
-            yield server
-    except services.ServiceMissing as missing:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(missing))
 
 
 @pytest.fixture
 def private_nats() -> Iterator[services.PrivateServer]:
     """A NATS server of this test alone, which it may stop and start."""
-    with _private(services.NATS) as server:
+    with obtained(services.private_server(services.NATS)) as server:
         yield server
 
 
 @pytest.fixture
 def private_redis() -> Iterator[services.PrivateServer]:
     """A Redis server of this test alone, which it may stop and start."""
-    with _private(services.REDIS) as server:
+    with obtained(services.private_server(services.REDIS)) as server:
         yield server
 
 

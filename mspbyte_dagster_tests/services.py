@@ -15,6 +15,7 @@ import ctypes
 import glob
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,7 +120,8 @@ class PrivateServer:
 
     @property
     def url(self) -> str:
-        raise NotImplementedError
+        """The kind's default URL with this server's port."""
+        return re.sub(r":\d+", f":{self.port}", self.kind.default_url, count=1)
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -184,10 +186,6 @@ class PrivateServer:
 class PrivateNats(PrivateServer):
     kind = NATS
 
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
     def command(self) -> list[str]:
         store = self.folder / "jetstream"
         return [str(self.binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)]
@@ -202,10 +200,6 @@ class PrivateNats(PrivateServer):
 
 class PrivateRedis(PrivateServer):
     kind = REDIS
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
         return [
@@ -235,10 +229,6 @@ class PrivatePostgres(PrivateServer):
     """
 
     kind = POSTGRES
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def run_as(self) -> dict:
         return {"user": "nobody", "group": "nogroup", "extra_groups": []} if os.geteuid() == 0 else {}
