@@ -23,13 +23,14 @@ python:
 	       "Python $(SUPPORTED_PYTHONS); name one with make PYTHON=python3.12 ..." >&2; exit 2;; esac
 
 # A failed install removes .venv, so the next attempt starts clean instead of from half an install.
+# The project itself is built with the locked setuptools (no build isolation): nothing unpinned comes in.
 $(INSTALLED): requirements.lock pyproject.toml | python
 	@if [ -d $(VENV) ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
 	  echo "$(VENV) was made by another Python: rebuilding it with $(PYTHON) ($(PY_VERSION))"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	( $(BIN)/python -m pip install --quiet --upgrade pip \
 	  && $(BIN)/python -m pip install --quiet -r requirements.lock \
-	  && $(BIN)/python -m pip install --quiet --no-deps -e . ) || { rm -rf $(VENV); echo "install failed: $(VENV) removed" >&2; exit 1; }
+	  && $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . ) || { rm -rf $(VENV); echo "install failed: $(VENV) removed" >&2; exit 1; }
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -39,7 +40,7 @@ install: $(INSTALLED)
 home:
 	@if [ "$(DAGSTER_HOME)" = "$(DEFAULT_HOME)" ]; then \
 	  mkdir -p "$(DAGSTER_HOME)"; \
-	  [ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"; \
+	  [ -e "$(DAGSTER_HOME)/dagster.yaml" ] || cp mspbyte_dagster/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; \
 	fi
 
 demo: install home

@@ -17,10 +17,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
+from mspbyte_dagster.lib.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+# The instance config a default DAGSTER_HOME starts with (embedded: SQLite, queued runs).
+INSTANCE_CONFIG = PACKAGE_ROOT / "dagster.yaml"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_DRIVERS = ("sqlite", "postgresql")
 MINUTES_PER_DAY = 1440
@@ -70,6 +74,14 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     if not sep or scheme not in schemes or not rest:
         raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     return value
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    """`.mspbyte` of a source checkout (make demo); for an installed package the user's data folder,
+    never site-packages."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / ".mspbyte"
+    return Path(_text(env, "XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mspbyte"
 
 
 def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
@@ -146,11 +158,18 @@ class Settings:
     graph_authority_host: str
     graph_base_url: str
     convex_api_key_set: bool
+    snapshot_retention: int
+    ledger_retention_days: int
+    alert_event_retention_days: int
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.snapshot_retention, self.ledger_retention_days, self.alert_event_retention_days)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        data_dir = Path(_text(env, "MSPBYTE_DATA_DIR") or REPO_ROOT / ".mspbyte").resolve()
+        data_dir = Path(_text(env, "MSPBYTE_DATA_DIR") or _default_data_dir(env)).resolve()
         log_level = (_text(env, "LOG_LEVEL") or "info").lower()
         if log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -177,6 +196,9 @@ class Settings:
             or "https://login.microsoftonline.com",
             graph_base_url=_url(env, "GRAPH_BASE_URL", ("http", "https")) or "https://graph.microsoft.com/v1.0",
             convex_api_key_set=_text(env, "CONVEX_API_KEY") is not None,
+            snapshot_retention=_int(env, "SNAPSHOT_RETENTION", 10, 1),
+            ledger_retention_days=_int(env, "LEDGER_RETENTION_DAYS", 400, 1),
+            alert_event_retention_days=_int(env, "ALERT_EVENT_RETENTION_DAYS", 400, 1),
         )
         if settings.convex_api_key_set:
             log.warning("CONVEX_API_KEY is set but ignored: this project keeps its data in DATABASE_URL")

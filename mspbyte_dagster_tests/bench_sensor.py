@@ -53,11 +53,11 @@ BIN = Path(sys.executable).parent
 def scratch_environment(folder: Path, nats_url: str, app_url: str | None, dagster_url: str | None) -> None:
     """A fresh `mspbyte` user: own data dir, app database, Dagster home with the repo's dagster.yaml."""
     from mspbyte_dagster.lib.store.db import engine_for, upgrade
-    from mspbyte_dagster.settings import REPO_ROOT, Settings
+    from mspbyte_dagster.settings import INSTANCE_CONFIG, Settings
 
     home = folder / "dagster_home"
     home.mkdir()
-    config = (REPO_ROOT / "dagster.yaml").read_text()
+    config = INSTANCE_CONFIG.read_text()
     if dagster_url:
         # psycopg2: dagster-postgres 0.29.27's `NOTIFY run_events, %(id)s` fails under psycopg 3,
         # SQLAlchemy 2.1's default driver for postgresql://.
@@ -82,15 +82,12 @@ def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
     from mspbyte_dagster.defs.partitions import TENANTS
     from mspbyte_dagster.lib.onboarding import import_folders
     from mspbyte_dagster.lib.store.db import engine_for
-    from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
     from mspbyte_dagster.lib.synthetic import write_snapshots
     from mspbyte_dagster.settings import Settings
 
     settings = Settings.from_env()
     folders = write_snapshots(folder / "synth", tenants, users, seed=7)
-    imported = import_folders(
-        engine_for(settings.database_url), SnapshotStore(settings.data_dir / "snapshots"), folders
-    )
+    imported = import_folders(engine_for(settings.database_url), folders)
     keys = [item.tenant for item in imported]
     DagsterInstance.get().add_dynamic_partitions(TENANTS, keys)
     return keys

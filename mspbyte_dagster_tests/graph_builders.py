@@ -1,4 +1,4 @@
-"""Directory builders (groups, roles, CA policies, licences) in SNAPSHOT_FORMAT, and edges read back.
+"""Directory builders (groups, roles, CA policies, licences) in docs/snapshot-format.md, and edges read back.
 
 Snapshots for the linker's rules stay a few lines long: `directory(...)` fills
 in every file, so a test names only the objects its rule is about.

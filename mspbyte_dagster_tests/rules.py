@@ -1,6 +1,6 @@
 """Builders for rule and lifecycle tests, on top of snapshots.py, so each test reads like its rule.
 
-Snapshot pieces (`person`, `signin`, `ca_policy`, `role`, `sku`, `tenant_files`) are SNAPSHOT_FORMAT
+Snapshot pieces (`person`, `signin`, `ca_policy`, `role`, `sku`, `tenant_files`) are docs/snapshot-format.md
 objects; `analyze` runs the UnifiedAnalyzer over a snapshot without a database (the entities built
 exactly as `process_entities` stores them); `Tenant` imports snapshots and drives real tenant passes.
 """
@@ -257,9 +257,9 @@ def captured_of(files: dict) -> datetime:
 def context_of(files: dict, *, stale_days: int = 90, unused_license_threshold: int = 1) -> TenantContext:
     """The TenantContext the pipeline would build from this snapshot, as the first pass stores it."""
     problems = [p for stem, content in files.items() for p in content_problems(stem, content)]
-    assert not problems, "test snapshot breaks SNAPSHOT_FORMAT: " + "; ".join(map(str, problems))
+    assert not problems, "test snapshot breaks docs/snapshot-format.md: " + "; ".join(map(str, problems))
     files = copy.deepcopy(files)
-    snapshot = Snapshot(Path("."), files.pop("tenant"), files)
+    snapshot = Snapshot("test data", files.pop("tenant"), files)
     header = tenant_header(
         SimpleNamespace(
             tenant=snapshot.key,

@@ -1,4 +1,4 @@
-"""Small snapshot builders in SNAPSHOT_FORMAT, for tests that read like the rules."""
+"""Small snapshot builders in docs/snapshot-format.md, for tests that read like the rules."""
 
 from __future__ import annotations
 
@@ -73,12 +73,11 @@ def write_folder(folder: Path, files: dict[str, object]) -> Path:
 def import_files(engine, store_root: Path, files: dict[str, object], name: str = "snap"):
     """Write a snapshot folder and import it as the tenant's current snapshot."""
     from mspbyte_dagster.lib.onboarding import import_folders
-    from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 
     folder = write_folder(
         store_root.parent / "incoming" / f"{name}-{len(list(store_root.parent.glob('incoming/*')))}", files
     )
-    return import_folders(engine, SnapshotStore(store_root), [folder])[0]
+    return import_folders(engine, [folder])[0]
 
 
 def mspbyte(*args: str) -> tuple[int, str, str]:

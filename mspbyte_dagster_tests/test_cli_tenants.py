@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import zlib
 
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from mspbyte_dagster.cli.run import tenant_ranges
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster.lib.store.schema import snapshots, tenants
+from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots, tenants
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 
 
@@ -45,8 +46,16 @@ def test_reimport_of_identical_content_becomes_the_current_snapshot(app_env, tmp
     assert mspbyte("tenants", "import", str(folder))[0] == 0
     listed = json.loads(mspbyte("tenants", "list", "--json")[1])
     assert listed[0]["current_snapshot"] == 2
-    stored = list((tmp_path / "data" / "snapshots" / "contoso").iterdir())
-    assert sorted(p.name for p in stored) == ["1-20261101T000000Z", "2-20261101T000000Z"]
+    with engine_for(app_env["DATABASE_URL"]).connect() as conn:
+        stored = conn.execute(
+            select(snapshots.c.seq, snapshot_files.c.name, snapshot_files.c.content)
+            .join(snapshot_files, snapshot_files.c.snapshot_id == snapshots.c.id)
+            .where(snapshots.c.tenant == "contoso")
+        ).all()
+    on_disk = {path.stem: path.read_bytes() for path in folder.glob("*.json")}
+    assert sorted({(seq, name) for seq, name, _ in stored}) == sorted((seq, name) for seq in (1, 2) for name in on_disk)
+    assert all(zlib.decompress(content) == on_disk[name] for _, name, content in stored)  # byte for byte
+    assert not (tmp_path / "data" / "snapshots").exists()  # nothing a run needs lives on local disk
 
 
 def test_an_invalid_folder_changes_nothing(app_env, tmp_path):

@@ -21,7 +21,6 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import ASSETS, STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.findings import load_findings
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user, write_folder
 
@@ -97,7 +96,7 @@ def synthetic(tmp_path_factory):
 
 
 def test_synthetic_tenants_show_no_discrepancy(engine, tmp_path, synthetic):
-    for item in import_folders(engine, SnapshotStore(tmp_path / "store"), synthetic):
+    for item in import_folders(engine, synthetic):
         result = run_tenant_pass(engine, item.tenant, ASSETS, PassOptions(compare=True))
         assert result.status == "succeeded", result.reason
         report = result.stages["comparison_report"]

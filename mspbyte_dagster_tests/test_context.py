@@ -12,10 +12,8 @@ from mspbyte_dagster.lib.legacy import LegacyContextLoader
 from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
-from mspbyte_dagster.lib.store.context_store import ContextStore
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import findings, pipeline_ledger
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.store.tenants import set_threshold
 from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.conftest import _empty_postgres
@@ -84,7 +82,7 @@ def engines(request, engine, database_url, tmp_path):
 
 def import_and_run(engine, store, folders, stages, options=PassOptions()) -> list[str]:
     """Import the folders and run `stages` for each tenant; returns the tenant keys."""
-    keys = [imported.tenant for imported in import_folders(engine, SnapshotStore(store), folders)]
+    keys = [imported.tenant for imported in import_folders(engine, folders)]
     for key in keys:
         result = run_tenant_pass(engine, key, stages, options)
         assert result.status == "succeeded", (key, result.reason)
@@ -177,19 +175,18 @@ def ledger_modules(engine, tenant="contoso") -> dict[str, int]:
     return row.details["query_stats"]["by_module"]
 
 
-def test_a_findings_run_after_a_full_pass_reuses_the_kept_context(engine, tmp_path):
-    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+def test_a_findings_run_after_a_full_pass_loads_the_context_from_the_database_alone(engine, tmp_path):
     import_files(engine, tmp_path / "store", minimal_files())
-    full = run_tenant_pass(engine, "contoso", STAGES, options)
-    assert ledger_modules(engine)["DataContextLoader"] > 0
-    subset = run_tenant_pass(engine, "contoso", ("findings",), options)
+    full = run_tenant_pass(engine, "contoso", STAGES, PassOptions())
+    subset = run_tenant_pass(engine, "contoso", ("findings",), PassOptions())
     assert subset.status == "succeeded", subset.reason
-    assert ledger_modules(engine).get("DataContextLoader", 0) == 0
+    assert ledger_modules(engine)["DataContextLoader"] <= 7  # the context budget, nothing kept on disk
     assert subset.stages["findings"]["by_alert_type"] == full.stages["findings"]["by_alert_type"] != {}
+    assert not list(tmp_path.rglob("*.pickle"))
 
 
 def test_a_context_kept_from_an_older_snapshot_is_not_used(engine, tmp_path):
-    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+    options = PassOptions()
     files = minimal_files()
     import_files(engine, tmp_path / "store", files)
     assert run_tenant_pass(engine, "contoso", STAGES, options).status == "succeeded"
@@ -207,7 +204,7 @@ def test_a_context_kept_from_an_older_snapshot_is_not_used(engine, tmp_path):
 
 def test_a_context_kept_before_a_threshold_changed_is_not_used(engine, tmp_path):
     """`mspbyte thresholds set`: "the tenant's next pass uses it", a findings-only pass included."""
-    options = PassOptions(context_store=ContextStore(tmp_path / "contexts"))
+    options = PassOptions()
     import_files(engine, tmp_path / "store", minimal_files())  # s1: 5 bought, 1 assigned
     assert run_tenant_pass(engine, "contoso", STAGES, options).stages["findings"]["by_alert_type"]["license_unused"]
     with engine.begin() as conn:

@@ -6,7 +6,6 @@ import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +18,7 @@ from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES, read_snapsho
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import quarantined_records
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 from mspbyte_dagster_tests.graph_fixtures import (
     QUICK,
     SECRET,
@@ -44,14 +43,13 @@ def read(fake: FakeGraph, key: str = TENANT, policy: RetryPolicy = QUICK, **opti
 
 def refresh(engine, store_root, fake: FakeGraph, key: str, **options) -> dict | None:
     with connect(fake) as connection:
-        return refresh_graph_snapshot(
-            engine, key, store=SnapshotStore(store_root), connect=lambda: connection, **options
-        )
+        return refresh_graph_snapshot(engine, key, connect=lambda: connection, **options)
 
 
-def stored_folder(engine, key: str):
+def stored_snapshot(engine, key: str):
+    """The tenant's current snapshot as the app database keeps it."""
     with engine.connect() as conn:
-        return Path(tenant_store.current_snapshot(conn, key).path)
+        return load_snapshot(conn, key, tenant_store.current_snapshot(conn, key).snapshot_id)
 
 
 def quarantine_rows(engine, key: str) -> list:
@@ -66,8 +64,9 @@ def test_round_trip_folder_graph_adapter_gives_back_every_file(engine, tmp_path,
         register_graph_tenant(engine, folder)
         captured_at = read_snapshot(folder).captured_at
         figures = refresh(engine, tmp_path / "store", graph, folder.name, captured_at=captured_at)
-        stored = stored_folder(engine, folder.name)
-        assert folder_files(stored) == original  # every file, the same objects, tenant.json included
+        stored = stored_snapshot(engine, folder.name)
+        kept = {"tenant": stored.tenant, **stored.files}
+        assert kept == original  # every file, the same objects, tenant.json included
         assert figures["graph_pages"] > len(DATA_FILES) and figures["quarantined_records"] == 0
     assert graph.token_requests == 4  # one token per tenant, cached across its requests
 
@@ -189,7 +188,7 @@ def test_a_tenant_without_p1_is_read_without_sign_in_data_and_says_so(engine, tm
     register_graph_tenant(engine, folder)
     graph.remove_p1(TENANT)
     refresh(engine, tmp_path / "store", graph, TENANT)
-    snapshot = read_snapshot(stored_folder(engine, TENANT))
+    snapshot = stored_snapshot(engine, TENANT)
     users = snapshot.files["users"]
     assert len(users) == 40 and not any("signInActivity" in u for u in users)
     assert snapshot.is_complete("users")  # re-read without signInActivity: whole
@@ -208,7 +207,7 @@ def test_a_malformed_page_is_quarantined_raw_and_the_rest_is_read(engine, tmp_pa
         figures = refresh(engine, tmp_path / "store", fake, TENANT)
     [row] = quarantine_rows(engine, TENANT)
     assert row.source_file == "users" and row.raw == MALFORMED_BODY and "not JSON" in row.reason
-    snapshot = read_snapshot(stored_folder(engine, TENANT))
+    snapshot = stored_snapshot(engine, TENANT)
     assert snapshot.files["users"] == json.loads((synth_dir / TENANT / "users.json").read_text())[:10]
     assert snapshot.sources["users"]["complete"] is False and not snapshot.is_complete("users")
     assert all(snapshot.is_complete(stem) for stem in DATA_FILES if stem != "users")
@@ -229,7 +228,7 @@ def test_records_that_break_the_contract_are_quarantined_the_others_kept(engine,
     assert "field 'id': is missing" in rows["users", 4].reason and json.loads(rows["users", 4].raw) == no_id
     assert "field 'accountEnabled'" in rows["users", 5].reason
     assert json.loads(rows["users", 5].raw)["accountEnabled"] == "yes"
-    snapshot = read_snapshot(stored_folder(engine, "contoso"))  # what was kept keeps the contract
+    snapshot = stored_snapshot(engine, "contoso")  # what was kept keeps the contract
     assert [u["id"] for u in snapshot.files["users"]] == ["u0", "u1", "u2", "u3"]
     assert snapshot.files["group_members"] == {"g1": [{"@odata.type": "#microsoft.graph.user", "id": "u0"}]}
     assert snapshot.incomplete().keys() == {"users", "group_members"}
@@ -243,7 +242,7 @@ def test_a_permission_not_granted_leaves_the_file_out_naming_the_permission(engi
     register_graph_tenant(engine, tmp_path / "graph" / "contoso")
     with FakeGraph(tmp_path / "graph", client_secret=SECRET) as fake:
         refresh(engine, tmp_path / "store", fake, "contoso")
-    snapshot = read_snapshot(stored_folder(engine, "contoso"))
+    snapshot = stored_snapshot(engine, "contoso")
     assert "conditional_access_policies" not in snapshot.files
     assert "Policy.Read.All" in snapshot.incomplete()["conditional_access_policies"]
     assert snapshot.is_complete("users")
@@ -252,6 +251,6 @@ def test_a_permission_not_granted_leaves_the_file_out_naming_the_permission(engi
 def test_a_files_mode_tenant_is_not_read_from_graph(engine, tmp_path, graph, synth_dir):
     from mspbyte_dagster.lib.onboarding import import_folders
 
-    import_folders(engine, SnapshotStore(tmp_path / "store"), [synth_dir / TENANT])
+    import_folders(engine, [synth_dir / TENANT])
     assert refresh(engine, tmp_path / "store", graph, TENANT) is None
     assert graph.requests == [] and graph.token_requests == 0

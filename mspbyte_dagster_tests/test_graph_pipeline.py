@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import re
 import ssl
 import subprocess
 import sys
 import time
+import zlib
 from functools import partial
 from pathlib import Path
 
@@ -27,8 +29,7 @@ from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger, quarantined_records
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
+from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger, quarantined_records, snapshot_files
 from mspbyte_dagster_tests.graph_fixtures import (
     CLIENT_ID,
     SECRET,
@@ -61,8 +62,6 @@ def add_from_folder(folder: Path, azure_id: str | None = None) -> None:
 
 
 def ledger_rows(tenant: str) -> list:
-    import os
-
     with engine_for(os.environ["DATABASE_URL"]).connect() as conn:
         query = select(pipeline_ledger).where(pipeline_ledger.c.tenant == tenant).order_by(pipeline_ledger.c.id)
         return list(conn.execute(query))
@@ -138,7 +137,10 @@ def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
     seen += [repr(run.run_config) + repr(run.tags) for run in runs]
     seen += [repr(instance.all_logs(run.run_id)) for run in runs]
     seen += [repr(row) for key in (GOOD, FILES, FAILING, ALSO_GOOD, "ghost") for row in ledger_rows(key)]
-    seen += [path.read_text() for path in (tmp_path / "data").rglob("*.json")]
+    with engine_for(os.environ["DATABASE_URL"]).connect() as conn:  # the snapshots Graph gave, as stored
+        seen += [
+            zlib.decompress(content).decode() for content in conn.execute(select(snapshot_files.c.content)).scalars()
+        ]
     seen += [repr(GraphResource(client_id=CLIENT_ID, client_secret=SECRET)), repr(GraphCredentials("a", SECRET))]
     assert all(SECRET not in text for text in seen)
     assert any("tenant ghost: the authority" in text for text in seen)
@@ -148,7 +150,7 @@ def test_a_graph_tenant_without_credentials_fails_naming_the_variables(engine, t
     for name in ("GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
     register_graph_tenant(engine, synth_dir / GOOD)
-    options = PassOptions(refresh_snapshot=GraphResource().snapshot_refresher(SnapshotStore(tmp_path / "store")))
+    options = PassOptions(refresh_snapshot=GraphResource().snapshot_refresher())
     result = run_tenant_pass(engine, GOOD, ("m365_snapshot",), options)
     assert result.status == "failed"
     assert "GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET not set" in result.reason
@@ -162,9 +164,7 @@ def test_a_quarantined_user_is_not_swept_while_its_file_is_incomplete(engine, tm
 
     def run_pass(fake):
         with connect(fake) as connection:
-            refresh = partial(
-                refresh_graph_snapshot, store=SnapshotStore(tmp_path / "store"), connect=lambda: connection
-            )
+            refresh = partial(refresh_graph_snapshot, connect=lambda: connection)
             return run_tenant_pass(
                 engine, "contoso", ("m365_snapshot", "entities"), PassOptions(refresh_snapshot=refresh)
             )

@@ -17,7 +17,6 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.synthetic import CAPTURED_AT, write_snapshots
 from mspbyte_dagster_tests.rules import iso
 
@@ -103,14 +102,13 @@ class PathRun:
         root.mkdir(parents=True)
         shutil.copyfile(template, root / "app.db")
         self.engine = engine_for(f"sqlite:///{root / 'app.db'}")
-        self.store = SnapshotStore(root / "store")
         quiet = {"performance_monitoring": RuntimeFlag(enabled=False)}  # the same on every path: not compared
         self.flags = FeatureFlagManager(FLAG_DEFAULTS, runtime=quiet | runtime)
         self.passes = 0
 
     def run(self, folders: list[Path], now=NOW) -> dict[str, list]:
         self.passes += 1
-        for imported in import_folders(self.engine, self.store, folders):
+        for imported in import_folders(self.engine, folders):
             result = run_tenant_pass(
                 self.engine,
                 imported.tenant,

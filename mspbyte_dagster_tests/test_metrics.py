@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster.cli import main
@@ -28,10 +27,11 @@ from mspbyte_dagster.lib.flag_store import DatabaseFlagStore
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FLAGS
 from mspbyte_dagster.lib.metrics import metrics_server, push_run_figures
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
-from mspbyte_dagster.lib.store import ledger
+from mspbyte_dagster.lib.store import ledger, metric_totals
 from mspbyte_dagster.lib.store.alert_store import list_alerts, suppress_alert
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster.lib.store.schema import alert_events
+from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
+from mspbyte_dagster.lib.store.schema import alert_events, snapshots
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
 
 TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
@@ -140,18 +140,23 @@ def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
 
 
 @pytest.mark.slow
-def test_counters_never_go_down_across_scrapes_and_restarts(engine, database_url, contoso):
-    """Kept totals below the high-water mark plus fresh ones above it equal a full recount, and only grow."""
-    with exporter(database_url) as steady, exporter(database_url, settle_after=timedelta(0)) as settling:
+def test_counters_never_go_down_across_scrapes_restarts_folding_and_pruning(engine, database_url, contoso):
+    """Durable totals below the mark plus the live rows above it equal a full recount, and only grow."""
+    with exporter(database_url) as url:
         run_pass(engine)
-        first = scrape(steady, CUMULATIVE)
-        assert scrape(settling, CUMULATIVE) == first
-        shutil.rmtree(contoso.path)  # the next pass cannot read its snapshot: it fails and is rolled back
+        first = scrape(url, CUMULATIVE)
+        with engine.begin() as conn:  # the next pass cannot read its snapshot: it fails and is rolled back
+            conn.execute(update(snapshots).where(snapshots.c.tenant == "contoso").values(unreadable="lost"))
         assert run_pass(engine).status == "failed"
-        second = scrape(steady, CUMULATIVE)
+        second = scrape(url, CUMULATIVE)
         assert all(second[key] >= first[key] for key in first)
         assert value(second, "mspbyte_pipeline_executions_total", status="failed") == 1
-        assert scrape(settling, CUMULATIVE) == second
+        later = datetime.now(UTC) + timedelta(days=3)  # every row has settled and left its window
+        with engine.begin() as conn:
+            metric_totals.fold(conn, later)
+            pruned = prune_tenant(conn, "contoso", Retention(1, 1, 1), later)
+        assert pruned["ledger_rows"] == 1  # the failed pass; the successful one is the guard's baseline
+        assert scrape(url, CUMULATIVE) == second
     with exporter(database_url) as restarted:
         assert scrape(restarted, CUMULATIVE) == second
 

@@ -17,7 +17,6 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.query_stats import fingerprint
 from mspbyte_dagster.lib.store.schema import pipeline_ledger
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.graph_builders import assignment, directory, groups_in, licensed, role, sku, users_in
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
@@ -55,7 +54,7 @@ def renamed(folder, key, tmp_path):
 
 
 def first_pass(engine, tmp_path, folder, options=PassOptions()):
-    [imported] = import_folders(engine, SnapshotStore(tmp_path / "store"), [folder])
+    [imported] = import_folders(engine, [folder])
     result = run_tenant_pass(engine, imported.tenant, STAGES, options)
     assert result.status == "succeeded", result.reason
     return result

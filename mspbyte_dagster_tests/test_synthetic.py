@@ -1,5 +1,5 @@
 """The synthetic generator: deterministic, Graph-shaped, and rich enough that every
-rule of RULES.md has something to find across the four variants."""
+rule of docs/rules.md has something to find across the four variants."""
 
 from __future__ import annotations
 

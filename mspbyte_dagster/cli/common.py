@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from functools import wraps
 from pathlib import Path
 
 import click
 
-from mspbyte_dagster.settings import REPO_ROOT, Settings, SettingsError
+from mspbyte_dagster.settings import INSTANCE_CONFIG, Settings, SettingsError
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -63,7 +64,7 @@ def app_engine(read_only: bool = False):
 
 
 def dagster_instance():
-    """The Dagster instance of DAGSTER_HOME; the default home is created with our dagster.yaml."""
+    """The Dagster instance of DAGSTER_HOME; the default home is created with a copy of our dagster.yaml."""
     from dagster import DagsterInstance
 
     current = settings()
@@ -72,7 +73,7 @@ def dagster_instance():
         current.dagster_home.mkdir(parents=True, exist_ok=True)
         config = current.dagster_home / "dagster.yaml"
         if not config.exists():
-            config.symlink_to(REPO_ROOT / "dagster.yaml")
+            shutil.copyfile(INSTANCE_CONFIG, config)
         os.environ["DAGSTER_HOME"] = str(current.dagster_home)
     elif not Path(os.environ["DAGSTER_HOME"]).is_dir():
         fail(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} is not a folder: create it or unset DAGSTER_HOME")

@@ -15,7 +15,6 @@ def compare(tenant: str, as_json: bool) -> None:
     """Run the tenant's pass with comparison on: the flags' path writes, the other is rolled back."""
     from mspbyte_dagster.cli.flags import flag_manager
     from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, run_tenant_pass
-    from mspbyte_dagster.lib.store.context_store import ContextStore
     from mspbyte_dagster.lib.store.tenants import require_tenant
 
     engine = app_engine()
@@ -26,7 +25,7 @@ def compare(tenant: str, as_json: bool) -> None:
         flags=flag_manager(),
         compare=True,
         slow_query_threshold_ms=settings().slow_query_threshold_ms,
-        context_store=ContextStore(settings().data_dir / "contexts"),
+        retention=settings().retention,
     )
     result = run_tenant_pass(engine, tenant, ASSETS, options)
     if result.comparison is None:

@@ -46,16 +46,15 @@ def register_partitions(keys: list[str]) -> list[str]:
 def tenants_import(folders: tuple[Path, ...], as_json: bool) -> None:
     """Validate snapshot folders, store them, and make each its tenant's current snapshot."""
     from mspbyte_dagster.lib.onboarding import import_folders
-    from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 
     engine = app_engine()
-    imported = import_folders(engine, SnapshotStore(settings().data_dir / "snapshots"), list(folders))
+    imported = import_folders(engine, list(folders))
     register_partitions([item.tenant for item in imported])
     if as_json:
         echo_json([item.as_json() for item in imported])
         return
     for item in imported:
-        click.echo(f"{item.tenant}: snapshot {item.seq} ({item.counts.get('users', 0)} users) -> {item.path}")
+        click.echo(f"{item.tenant}: snapshot {item.seq} ({item.counts.get('users', 0)} users) from {item.origin}")
 
 
 @tenants.command("list")
@@ -116,3 +115,51 @@ def tenants_accept_drop(tenant: str, reason: str) -> None:
         fail("--reason must say why the drop is real")
     counts = accept_drop(app_engine(), tenant, reason.strip())
     click.echo(f"{tenant}: drop accepted ({counts['users']} users, {counts['enabled_policies']} enabled policies)")
+
+
+@tenants.command("remove")
+@click.argument("tenant")
+@click.option("--confirm", metavar="TENANT", help="The tenant key again: without it, only what would go is shown.")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def tenants_remove(tenant: str, confirm: str | None, as_json: bool) -> None:
+    """Offboard a customer: delete every row of the tenant (snapshots, entities, edges, findings, alerts and
+    their events, ledger, leases, flag overrides, thresholds) in one transaction, and its partition."""
+    from mspbyte_dagster.cli.flags import store
+    from mspbyte_dagster.defs.partitions import TENANTS
+    from mspbyte_dagster.lib.flag_store import FlagStoreUnavailable, RedisFlagStore
+    from mspbyte_dagster.lib.flags import FLAGS
+    from mspbyte_dagster.lib.offboarding import remove_tenant, tenant_rows
+    from mspbyte_dagster.lib.store.lease import LeaseUnavailable
+
+    engine = app_engine()
+    with engine.connect() as conn:
+        rows = tenant_rows(conn, tenant)
+    if confirm is None:
+        if as_json:
+            echo_json({"tenant": tenant, "removed": False, "rows": rows})
+            return
+        click.echo(f"{tenant}: would delete {sum(rows.values())} row(s) and its partition:")
+        for table, count in rows.items():
+            click.echo(f"  {table:<24} {count}")
+        click.echo(f"Run `mspbyte tenants remove {tenant} --confirm {tenant}` to delete them.")
+        return
+    if confirm != tenant:
+        fail(f"--confirm {confirm!r} does not repeat the tenant key {tenant!r}: nothing was deleted")
+    flags = store()
+
+    def forget_overrides() -> None:  # with Redis down this stops the removal before anything is deleted
+        for flag in FLAGS:
+            flags.set_override(flag, tenant, None)
+
+    try:
+        deleted = remove_tenant(engine, tenant, forget_overrides if isinstance(flags, RedisFlagStore) else None)
+    except (FlagStoreUnavailable, LeaseUnavailable) as error:
+        fail(f"{tenant} was not removed: {error}", code=1)
+    instance = dagster_instance()
+    if tenant in instance.get_dynamic_partitions(TENANTS):
+        instance.delete_dynamic_partition(TENANTS, tenant)
+    if as_json:
+        echo_json({"tenant": tenant, "removed": True, "rows": deleted})
+        return
+    click.echo(f"{tenant}: removed ({sum(deleted.values())} row(s) deleted, partition removed)")

@@ -25,7 +25,6 @@ from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResourc
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics import push_run_figures
 from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, TenantPass, run_tenant_pass
-from mspbyte_dagster.lib.store.context_store import ContextStore
 from mspbyte_dagster.settings import Settings
 
 STAGE_DESCRIPTIONS = {
@@ -33,7 +32,7 @@ STAGE_DESCRIPTIONS = {
     "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
     "tenant_context": "Everything the analysis needs, loaded in constant queries, with O(1) lookups both ways.",
     "relationships": "member_of (transitive), assigned_role (direct and through groups), applies_to, has_license.",
-    "findings": "The rules of RULES.md over the context, with the rules evaluated in this pass.",
+    "findings": "The rules of docs/rules.md over the context, with the rules evaluated in this pass.",
     "alerts": "One alert per fingerprint: created, updated, suppressed, reopened and resolved by the lifecycle.",
     "comparison_report": "Legacy vs new path on the same data (comparison_mode): differences and performance.",
 }
@@ -77,7 +76,7 @@ def pass_options(
         lease_ttl=timedelta(milliseconds=settings.job_timeout_ms),
         slow_query_threshold_ms=settings.slow_query_threshold_ms,
         flags=flags,
-        context_store=ContextStore(settings.data_dir / "contexts"),
+        retention=settings.retention,
     )
 
 
@@ -110,7 +109,7 @@ def tenant_pipeline(
     # Read once: a flag changed while this run goes on changes the next run only.
     flags = feature_flags.snapshot(engine)
     context.instance.add_run_tags(context.run.run_id, run_tags(flags))
-    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher(database.snapshot_store()))
+    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher())
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -19,27 +18,22 @@ from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.nats_client import JetStream
 from mspbyte_dagster.lib.store.db import engine_for, require_migrated
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.settings import Settings
 
 
 class DatabaseResource(ConfigurableResource):
-    """The app database and snapshot store.
+    """The app database: tenants, their snapshots and everything derived from them.
 
-    Left unset, both come from the environment (DATABASE_URL, MSPBYTE_DATA_DIR)
-    at run time, so a password in the URL never reaches run config or the UI.
+    Left unset, the URL comes from the environment (DATABASE_URL) at run time,
+    so a password in it never reaches run config or the UI.
     """
 
     database_url: str | None = None
-    data_dir: str | None = None
 
     def engine(self) -> Engine:
         engine = engine_for(self.database_url or Settings.from_env().database_url)
         require_migrated(engine)
         return engine
-
-    def snapshot_store(self) -> SnapshotStore:
-        return SnapshotStore(Path(self.data_dir or Settings.from_env().data_dir) / "snapshots")
 
 
 class FeatureFlagsResource(ConfigurableResource):
@@ -113,9 +107,9 @@ class GraphResource(ConfigurableResource):
             self._connection = GraphConnection(credentials, self.base_url or settings.graph_base_url)
         return self._connection
 
-    def snapshot_refresher(self, store: SnapshotStore) -> Callable[[Engine, str], dict | None]:
+    def snapshot_refresher(self) -> Callable[[Engine, str], dict | None]:
         """For the tenant pass: a fresh snapshot from Graph for a graph-mode tenant, nothing for a files-mode one."""
-        return partial(refresh_graph_snapshot, store=store, connect=self.connection)
+        return partial(refresh_graph_snapshot, connect=self.connection)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._connection is not None:

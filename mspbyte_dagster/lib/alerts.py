@@ -1,4 +1,4 @@
-"""AlertManager: the alert lifecycle of RULES.md, one alert per fingerprint, ever.
+"""AlertManager: the alert lifecycle of docs/rules.md, one alert per fingerprint, ever.
 
 `plan_alerts` decides (pure, from the stored alerts, the pass's findings and the
 rules evaluated in it); `AlertManager` reads and writes in bulk, the legacy

@@ -31,7 +31,6 @@ from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 from mspbyte_dagster.lib.synthetic import write_snapshots
 
 BENCH_STAGES = ("context", "linking", "analysis", "alerts")
@@ -120,7 +119,7 @@ def run_bench(
     with scratch_database(configured_url) as (engine, kind), tempfile.TemporaryDirectory() as folder:
         upgrade(engine)
         folders = write_snapshots(Path(folder) / "synth", tenants, users, seed)
-        imported = import_folders(engine, SnapshotStore(Path(folder) / "store"), folders)
+        imported = import_folders(engine, folders)
         keys = [item.tenant for item in imported]
         for key in keys:
             run_tenant_pass(engine, key, ("m365_snapshot", "entities"), PassOptions())

@@ -1,9 +1,9 @@
 """Graph-backed tenants: registering one, and fetching its new snapshot before each pass.
 
 The Graph read runs with no database transaction open (under throttling it can
-take minutes); the snapshot is then written to the snapshot store and
-registered, with its quarantined records, in one short transaction, so a run
-can be replayed from the kept copy like an imported one.
+take minutes); the snapshot is then stored in the app database with its
+quarantined records, in one short transaction, so a run can be replayed from
+it like an imported one.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
 from mspbyte_dagster.lib.adapters.microsoft365.reader import QuarantinedRecord, read_tenant
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, encode_snapshot
 from mspbyte_dagster.lib.model import MICROSOFT365, TENANT_KEY_PATTERN, is_tenant_key
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import data_sources, quarantined_records, tenants
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 
 GRAPH_MODE = "graph"
 
@@ -112,7 +111,6 @@ def refresh_graph_snapshot(
     engine: Engine,
     tenant: str,
     *,
-    store: SnapshotStore,
     connect: Callable[[], GraphConnection],
     captured_at: datetime | None = None,
     batch_members: bool = True,
@@ -133,8 +131,8 @@ def refresh_graph_snapshot(
     document = {"id": tenant, "name": source.name, "azureTenantId": source.azure_tenant_id, "capturedAt": captured}
     if read.sources:
         document["sources"] = read.sources
-    snapshot = Snapshot(folder=store.root / tenant, tenant=document, files=read.files)
-    _store_snapshot(engine, store, source, snapshot, read.quarantined)
+    snapshot = encode_snapshot(f"Microsoft Graph (tenant {source.azure_tenant_id})", document, read.files)
+    _store_snapshot(engine, source, snapshot, read.quarantined)
     figures = {f"graph_{name}": value for name, value in client.stats.as_json().items()}
     return figures | {
         "graph_tokens": client.tokens.fetched,
@@ -144,34 +142,26 @@ def refresh_graph_snapshot(
 
 
 def _store_snapshot(
-    engine: Engine, store: SnapshotStore, source: GraphSource, snapshot: Snapshot, quarantined: list[QuarantinedRecord]
+    engine: Engine, source: GraphSource, snapshot: Snapshot, quarantined: list[QuarantinedRecord]
 ) -> None:
-    """Write the folder and register it with its quarantine; on any failure neither stays."""
-    folder = None
-    try:
-        with engine.begin() as conn:
-            seq = tenant_store.next_snapshot_seq(conn, source.tenant)
-            folder = store.write(snapshot, seq)
-            snapshot_id = tenant_store.record_snapshot(conn, snapshot, source.data_source_id, seq, str(folder))
-            if quarantined:
-                now = datetime.now(UTC)
-                conn.execute(
-                    insert(quarantined_records),
-                    [
-                        {
-                            "tenant": source.tenant,
-                            "data_source_id": source.data_source_id,
-                            "snapshot_id": snapshot_id,
-                            "source_file": record.source_file,
-                            "record_index": record.record_index,
-                            "reason": record.reason,
-                            "raw": record.raw,
-                            "quarantined_at": now,
-                        }
-                        for record in quarantined
-                    ],
-                )
-    except BaseException:
-        if folder is not None:
-            store.discard(folder)
-        raise
+    """Store the snapshot with its quarantine in one transaction: both or neither."""
+    with engine.begin() as conn:
+        snapshot_id, _seq = tenant_store.record_snapshot(conn, snapshot, source.data_source_id)
+        if quarantined:
+            now = datetime.now(UTC)
+            conn.execute(
+                insert(quarantined_records),
+                [
+                    {
+                        "tenant": source.tenant,
+                        "data_source_id": source.data_source_id,
+                        "snapshot_id": snapshot_id,
+                        "source_file": record.source_file,
+                        "record_index": record.record_index,
+                        "reason": record.reason,
+                        "raw": record.raw,
+                        "quarantined_at": now,
+                    }
+                    for record in quarantined
+                ],
+            )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Engine
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, read_snapshot
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 
 MIN_USERS_FOR_DROP_CHECK = 20
 
@@ -42,6 +42,6 @@ def accept_drop(engine: Engine, tenant: str, reason: str) -> dict:
         current = tenant_store.current_snapshot(conn, tenant)
         if current is None:
             raise ValueError(f"tenant {tenant!r} has no snapshot: there is no drop to accept")
-        counts = guard_counts(read_snapshot(Path(current.path)))
+        counts = guard_counts(load_snapshot(conn, tenant, current.snapshot_id))
         ledger.record_accepted_drop(conn, tenant, reason, current.snapshot_id, counts, datetime.now(UTC))
     return counts

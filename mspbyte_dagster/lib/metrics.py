@@ -2,17 +2,15 @@
 
 The old exporter kept capped in-memory lists, so its counters went down when
 records aged out [k15]. Here every counter is a sum over durable rows: the
-pipeline ledger (one row per tenant pass) and alert_events, both append-only.
-A ledger row counts once its pass has ended, and an ended row never changes,
-so a counter never goes down, across scrapes and across restarts alike.
+pipeline ledger (one row per tenant pass) and alert_events, plus the durable
+totals that retention and offboarding leave behind when they delete rows
+(lib/store/metric_totals.py). A ledger row counts once its pass has ended, and
+an ended row never changes, so a counter never goes down, across scrapes,
+restarts and pruning alike; any number of exporters agree.
 
-Cheap scrapes: each append-only table is split at a high-water mark. Rows at or
-below it can no longer change; their totals are aggregated once (in SQL) and
-kept in the collector. A scrape aggregates, in SQL, only the rows above the
-mark. The mark moves to the highest id seen `settle_after` ago: by then every
-transaction that could still commit a lower id, or end a pass, has finished
-(a pass is bounded by JOB_TIMEOUT_MS, far below the default day). After a
-restart the first scrape aggregates everything once; the figures are the same.
+Cheap scrapes: the passes fold rows older than a day into the totals (about
+once an hour), so a scrape aggregates only the rows of about the last day, in
+SQL, in one consistent read.
 
 The Pushgateway side (`push_run_figures`) sends one run's figures, for runs
 that end before a scrape would see them.
@@ -25,9 +23,9 @@ import logging
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import timedelta
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -38,7 +36,7 @@ from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app, push_to_g
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Connection, Engine, Numeric, Table, case, cast, create_engine, func, select, true
+from sqlalchemy import Connection, Engine, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,121 +46,33 @@ from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager, FlagDefault
 from mspbyte_dagster.lib.pipeline import STAGES
 from mspbyte_dagster.lib.store.db import SQLITE_BUSY_TIMEOUT_MS, DatabaseNotReadyError, engine_for, require_migrated
-from mspbyte_dagster.lib.store.schema import alert_events, alerts, pipeline_ledger, tenants
+from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures
+from mspbyte_dagster.lib.store.schema import alerts, tenants
 
 log = logging.getLogger(__name__)
 
-RUNNING = "running"
 # How a tenant pass ends (lib/pipeline.py); the ledger also holds `tenants accept-drop` rows.
 # Known statuses are exported at 0 before their first row, so rate() has a start.
 RUN_STATUSES = ("succeeded", "failed", "held", "skipped")
 PASS_STATUSES = (*RUN_STATUSES, "accepted_drop")
 SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True))
-# Pass durations in seconds: a small tenant passes in about 0.1 s, a 10,000-user one in seconds to
-# tens of seconds, and JOB_TIMEOUT_MS stops a run at 600 s by default. Steps of about x2 to x2.5
-# keep histogram_quantile within a factor of two anywhere in that range, with 12 buckets per status.
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-SETTLE_AFTER = timedelta(days=1)
 PUSH_JOB = "tenant_pipeline"
 
-Figures = Counter  # (figure name, *labels) -> value; sums over an id range add up with +
 
-
-# --- aggregate queries: every one grouped, over an id range of one append-only table --------------
-
-
-def _id_range(table: Table, after: int, upto: int | None) -> list:
-    bounds = [table.c.id > after]
-    if upto is not None:
-        bounds.append(table.c.id <= upto)
-    return bounds
-
-
-def _json_number(dialect: str, value, key: str):
-    """A number field of a JSON object column: the one place SQLite and PostgreSQL differ."""
-    if dialect == "postgresql":
-        return cast(value.op("->>")(key), Numeric)
-    return func.json_extract(value, f"$.{key}")
-
-
-def ledger_figures(conn: Connection, after: int, upto: int | None) -> Figures:
-    """Ended passes with after < id <= upto: counts, durations, queries, and per stage from the stages JSON."""
-    c = pipeline_ledger.c
-    ended = [c.status != RUNNING, *_id_range(pipeline_ledger, after, upto)]
-    buckets = [func.sum(case((c.duration_ms <= round(le * 1000), 1), else_=0)) for le in DURATION_BUCKETS]
-    per_status = (
-        select(c.status, func.count(), func.sum(c.duration_ms), func.sum(c.queries), func.sum(c.slow_queries), *buckets)
-        .where(*ended)
-        .group_by(c.status)
-    )
-    figures = Figures()
-    for status, passes, duration_ms, queries, slow, *in_buckets in conn.execute(per_status):
-        figures["passes", status] += passes
-        figures["duration_ms", status] += float(duration_ms or 0)
-        figures["queries"] += int(queries or 0)
-        figures["slow_queries"] += int(slow or 0)
-        for le, count in zip(DURATION_BUCKETS, in_buckets, strict=True):
-            figures["bucket", status, le] += int(count or 0)
-
-    dialect = conn.dialect.name
-    stage = func.json_each(c.stages).table_valued("key", "value")
-    per_stage = (
-        select(
-            stage.c.key,
-            func.count(),
-            func.sum(_json_number(dialect, stage.c.value, "milliseconds")),
-            func.sum(_json_number(dialect, stage.c.value, "queries")),
-        )
-        .select_from(pipeline_ledger.join(stage, true()))
-        .where(*ended)
-        .group_by(stage.c.key)
-    )
-    for name, runs, milliseconds, queries in conn.execute(per_stage):
-        if name in STAGES:  # the comparison report sits in the same JSON and is no stage
-            figures["stage_runs", name] += runs
-            figures["stage_ms", name] += float(milliseconds or 0)
-            figures["stage_queries", name] += int(queries or 0)
-    return figures
-
-
-def alert_event_figures(conn: Connection, after: int, upto: int | None) -> Figures:
-    """Alert events with after < id <= upto, by action."""
-    query = (
-        select(alert_events.c.action, func.count())
-        .where(*_id_range(alert_events, after, upto))
-        .group_by(alert_events.c.action)
-    )
-    return Figures({("alerts", action): count for action, count in conn.execute(query)})
-
-
-class SettledTotals:
-    """Totals of one append-only table: kept for rows at or below a high-water mark, read above it.
-
-    Each read notes the highest id visible then. A note older than `settle_after` vouches that every
-    row up to its id is committed and ended, so those rows are folded into the kept totals and never
-    read again. A pass still running past that age counts as abandoned (its process died).
-    """
-
-    def __init__(
-        self, table: Table, aggregate: Callable[[Connection, int, int | None], Figures], settle_after: timedelta
-    ):
-        self._table, self._aggregate = table, aggregate
-        self._settle_after = settle_after.total_seconds()
-        self._mark = 0
-        self._settled = Figures()
-        self._notes: deque[tuple[float, int]] = deque()  # (monotonic time, highest id then)
-
-    def read(self, conn: Connection, now: float) -> Figures:
-        highest = conn.execute(select(func.max(self._table.c.id))).scalar() or 0
-        if not self._notes or self._notes[-1][1] != highest:
-            self._notes.append((now, highest))
-        settled_to = None
-        while self._notes and now - self._notes[0][0] >= self._settle_after:
-            settled_to = self._notes.popleft()[1]
-        if settled_to is not None and settled_to > self._mark:
-            self._settled += self._aggregate(conn, self._mark, settled_to)
-            self._mark = settled_to
-        return self._settled + self._aggregate(conn, self._mark, None)
+@contextmanager
+def consistent_read(engine: Engine) -> Iterator[Connection]:
+    """One snapshot of the database for a whole scrape: a prune committing between two of its
+    statements must not make a row count twice or not at all."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # autocommit on this engine: BEGIN by hand, a deferred (read) one
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+        return
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        yield conn
 
 
 # --- the collector ---------------------------------------------------------------------------------
@@ -191,12 +101,9 @@ def _by(figures: Figures, name: str, known: Iterable[str]) -> dict[str, float]:
 class PipelineCollector(Collector):
     """The pipeline's figures for Prometheus, recomputed from the app database at each scrape."""
 
-    def __init__(self, engine: Engine, flags: Callable[[], FeatureFlagManager], settle_after: timedelta = SETTLE_AFTER):
+    def __init__(self, engine: Engine, flags: Callable[[], FeatureFlagManager]):
         self._engine, self._flags = engine, flags
-        self._ledger = SettledTotals(pipeline_ledger, ledger_figures, settle_after)
-        self._events = SettledTotals(alert_events, alert_event_figures, settle_after)
         self._started = time.monotonic()
-        self._lock = threading.Lock()  # scrapes may overlap; the high-water marks move one at a time
 
     def collect(self) -> Iterator[Metric]:
         yield _gauge(
@@ -206,9 +113,9 @@ class PipelineCollector(Collector):
             {None: time.monotonic() - self._started},
         )
         try:
-            with self._lock, self._engine.connect() as conn:
-                now = time.monotonic()
-                ledger, events = self._ledger.read(conn, now), self._events.read(conn, now)
+            with consistent_read(self._engine) as conn:
+                figures = current_figures(conn)
+                ledger, events = figures["ledger"], figures["alert_events"]
                 open_alerts = dict(
                     conn.execute(
                         select(alerts.c.severity, func.count())
@@ -408,12 +315,11 @@ def metrics_server(
     namespace: str | None = None,
     host: str = "127.0.0.1",
     port: int = 9090,
-    settle_after: timedelta = SETTLE_AFTER,
 ) -> MetricsServer:
     """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store."""
     engine = read_engine(database_url)
     store = flag_store(redis_url, engine, namespace)
-    collector = PipelineCollector(engine, lambda: load_flags(store, flag_defaults), settle_after)
+    collector = PipelineCollector(engine, lambda: load_flags(store, flag_defaults))
     return MetricsServer(engine, collector, host, port)
 
 

@@ -9,7 +9,6 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotStore
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class ImportedSnapshot:
     name: str
     seq: int
     snapshot_id: int
-    path: Path
+    origin: str
     counts: dict[str, int]
 
     def as_json(self) -> dict:
@@ -26,7 +25,7 @@ class ImportedSnapshot:
             "tenant": self.tenant,
             "name": self.name,
             "snapshot": self.seq,
-            "path": str(self.path),
+            "origin": self.origin,
             "counts": self.counts,
         }
 
@@ -54,23 +53,15 @@ class ImportRejected(ValueError):
         super().__init__("\n".join(str(e) for e in errors) + "\nnothing was imported")
 
 
-def import_snapshot(engine: Engine, store: SnapshotStore, snapshot: Snapshot) -> ImportedSnapshot:
-    """Copy the folder into the store and make it the tenant's current snapshot, atomically."""
-    folder = None
-    try:
-        with engine.begin() as conn:
-            azure_id = snapshot.tenant["azureTenantId"]
-            tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
-            source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
-            seq = tenant_store.next_snapshot_seq(conn, snapshot.key)
-            folder = store.add(snapshot, seq)
-            snapshot_id = tenant_store.record_snapshot(conn, snapshot, source_id, seq, str(folder))
-    except BaseException:
-        if folder is not None:
-            store.discard(folder)
-        raise
-    return ImportedSnapshot(snapshot.key, snapshot.tenant["name"], seq, snapshot_id, folder, snapshot.counts())
+def import_snapshot(engine: Engine, snapshot: Snapshot) -> ImportedSnapshot:
+    """Store the snapshot's validated bytes and make it the tenant's current snapshot: one transaction."""
+    with engine.begin() as conn:
+        azure_id = snapshot.tenant["azureTenantId"]
+        tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
+        source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
+        snapshot_id, seq = tenant_store.record_snapshot(conn, snapshot, source_id)
+    return ImportedSnapshot(snapshot.key, snapshot.tenant["name"], seq, snapshot_id, snapshot.origin, snapshot.counts())
 
 
-def import_folders(engine: Engine, store: SnapshotStore, folders: list[Path]) -> list[ImportedSnapshot]:
-    return [import_snapshot(engine, store, snapshot) for snapshot in read_all(folders)]
+def import_folders(engine: Engine, folders: list[Path]) -> list[ImportedSnapshot]:
+    return [import_snapshot(engine, snapshot) for snapshot in read_all(folders)]

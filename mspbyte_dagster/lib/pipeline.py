@@ -7,19 +7,19 @@ error kept) or `skipped` (another pass holds the tenant).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, read_snapshot
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.alerts import AlertManager, AlertOutcome, duplicate_open_fingerprints
 from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
 from mspbyte_dagster.lib.comparison import PathOutputs, compare, path_outputs
-from mspbyte_dagster.lib.context import DataContextLoader, TenantContext, header_query, tenant_header
+from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager
 from mspbyte_dagster.lib.guard import guard_counts, hold_reason
@@ -27,10 +27,13 @@ from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, Legac
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
-from mspbyte_dagster.lib.store.context_store import ContextStore
 from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
+from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
+from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
+
+log = logging.getLogger(__name__)
 
 STAGES = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
 PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
@@ -61,11 +64,11 @@ class PassOptions:
     lease_ttl: timedelta = timedelta(minutes=10)
     slow_query_threshold_ms: float = 100.0
     flags: FeatureFlagManager = field(default_factory=lambda: FeatureFlagManager(FLAG_DEFAULTS))
-    context_store: ContextStore | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     # Graph-backed tenants: fetch a new snapshot before the pass transaction (figures, or None for files mode).
     refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
     compare: bool = False  # run both paths whatever comparison_mode says (`mspbyte compare`)
+    retention: Retention = field(default_factory=Retention)
 
     def paths(self, tenant: str) -> dict[str, str]:
         """Per stage, "new" or "legacy" for this tenant, as the flags decide."""
@@ -90,11 +93,9 @@ class PassState:
     snapshot: Snapshot | None = None
     guard: dict = field(default_factory=dict)
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
-    entities_written: bool = False
     context: TenantContext | None = None
     analysis: Analysis | None = None
     alert_outcome: AlertOutcome | None = None
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class TenantPass:
 def snapshot_stage(state: PassState) -> dict:
     """Read the tenant's current snapshot and check it against the empty-sync guard."""
     current = tenant_store.current_snapshot(state.conn, state.tenant)
-    state.snapshot = read_snapshot(Path(current.path))
+    state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
     counts = guard_counts(state.snapshot)
     baseline = ledger.guard_baseline(state.conn, state.tenant)
     state.guard = {"counts": counts, "baseline": baseline, "held": hold_reason(baseline, counts)}
@@ -148,7 +149,6 @@ def snapshot_stage(state: PassState) -> dict:
 def entities_stage(state: PassState) -> dict:
     counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
     tenant_store.mark_processed(state.conn, state.tenant, state.data_source_id, state.snapshot_id)
-    state.entities_written = True
     return counts.as_json()
 
 
@@ -157,27 +157,19 @@ def _loader(state: PassState):
 
 
 def context_stage(state: PassState) -> dict:
-    """Load the context (new: constant queries; legacy: one per entity) and keep it for subset runs."""
-    loader = _loader(state)
-    with module(loader.__name__):
-        state.context = loader(state.conn).load(state.tenant)
-    store = state.options.context_store
-    if store is not None:
-        state.after_commit.append(lambda context=state.context: store.save(context))
+    """Load the context: new, a constant number of queries; legacy, one per entity."""
+    state.context = None
+    context = _context(state)
     return {
         "path": state.paths["tenant_context"],
-        "entities": state.context.entity_counts(),
-        "admins": len(state.context.admins),
-        "inputs_read": sorted(state.context.header.complete),
+        "entities": context.entity_counts(),
+        "admins": len(context.admins),
+        "inputs_read": sorted(context.header.complete),
     }
 
 
 def _context(state: PassState) -> TenantContext:
-    """The pass's context: built in this pass, kept from an earlier one for the same header, or loaded now."""
-    store = state.options.context_store
-    if state.context is None and not state.entities_written and store is not None:
-        with module("ContextStore"):
-            state.context = store.load(tenant_header(state.conn.execute(header_query(state.tenant)).one()))
+    """The pass's context: loaded once per pass (a stage run alone loads it: a few queries, nothing kept)."""
     if state.context is None:
         loader = _loader(state)
         with module(loader.__name__):
@@ -270,7 +262,6 @@ def _shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
         analysis=None,
         alert_outcome=None,
         checks={},
-        after_commit=[],
     )
     with state.conn.begin_nested() as savepoint:
         figures = [_run_stage(shadow, stage, stats) for stage in PATH_STAGES]
@@ -322,6 +313,16 @@ def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: i
     )
 
 
+def _prune(engine: Engine, tenant: str, retention: Retention) -> None:
+    """Retention after a committed pass, still under the lease; housekeeping, so neither counted in the
+    pass's figures nor able to fail it (what is not pruned now is pruned after the next pass)."""
+    try:
+        with measuring(QueryStats()), engine.begin() as conn:
+            prune_tenant(conn, tenant, retention, datetime.now(UTC))
+    except Exception as error:
+        log.warning("tenant %s: retention did not prune this time (%s: %s)", tenant, type(error).__name__, error)
+
+
 def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], options: PassOptions) -> TenantPass:
     """Run the selected stages for one tenant; never raises for the tenant's own failure."""
     result = TenantPass(tenant)
@@ -349,9 +350,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     with engine.begin() as conn:
                         state = _open_pass(conn, tenant, options, ledger_id)
                         _run_stages(state, stages, result, stats)
-                    for committed in state.after_commit:
-                        committed()
                     result.status = "succeeded"
+                    _prune(engine, tenant, options.retention)
                 except TenantHeld as held:
                     result.status, result.reason = "held", str(held)
                 finally:

@@ -1,9 +1,9 @@
-"""Deterministic synthetic Microsoft 365 tenants in the SNAPSHOT_FORMAT.md layout.
+"""Deterministic synthetic Microsoft 365 tenants in the docs/snapshot-format.md layout.
 
 The pipeline, its benchmarks and demos need tenants of any size whose findings
 are known in advance, without a Graph connection. The same (index, users, seed)
 always gives the same bytes, and the four variants (``index % 4``) together make
-every rule of RULES.md fire:
+every rule of docs/rules.md fire:
 
 - 0 FULL_SETUP: all-users MFA with a break-glass exclusion, legacy auth blocked,
   role-, group- and app-scoped policies, a guest authentication strength, a
@@ -513,7 +513,7 @@ def _role_named(roles: list[dict[str, object]], name: str) -> dict[str, object]:
 
 
 def _is_privileged(role: dict[str, object]) -> bool:
-    """RULES.md "Admin": isPrivileged, else the displayName says administrator."""
+    """docs/rules.md "Admin": isPrivileged, else the displayName says administrator."""
     if role.get("isPrivileged") is not None:
         return bool(role["isPrivileged"])
     return "administrator" in str(role["displayName"]).lower()

@@ -1,4 +1,4 @@
-"""Tenant snapshot folders (SNAPSHOT_FORMAT.md): validation and reading.
+"""Tenant snapshot folders (docs/snapshot-format.md): validation and reading.
 
 The same record checks serve import (a bad record rejects the folder) and the
 Graph adapter (a bad record is quarantined and its file marked incomplete).
@@ -232,14 +232,14 @@ class Problem:
 
 
 class SnapshotError(ValueError):
-    """A snapshot folder breaks the contract; nothing of it was imported."""
+    """A snapshot breaks the contract; nothing of it was imported."""
 
-    def __init__(self, folder: Path, problems: list[Problem]):
-        self.folder = folder
+    def __init__(self, origin: Path | str, problems: list[Problem]):
+        self.origin = origin
         self.problems = problems
         shown = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"invalid tenant snapshot {folder}:\n{shown}{more}")
+        super().__init__(f"invalid tenant snapshot {origin}:\n{shown}{more}")
 
 
 def array_problems(stem: str, records: object) -> list[Problem]:
@@ -311,11 +311,13 @@ def content_problems(stem: str, content: object) -> list[Problem]:
 
 @dataclass
 class Snapshot:
-    """One tenant's snapshot as read: the files that were present, parsed."""
+    """One tenant's snapshot as read: the files that were present, parsed, and the bytes they were
+    parsed from (what the app database keeps, so a stored snapshot is exactly what was validated)."""
 
-    folder: Path
+    origin: str  # where it came from, for messages: a folder, Microsoft Graph, or the app database
     tenant: dict
     files: dict[str, object] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
@@ -357,25 +359,44 @@ class Snapshot:
         return sum(1 for policy in policies if policy["state"] == "enabled")
 
 
-def read_snapshot(folder: Path) -> Snapshot:
-    """Read and validate a snapshot folder; raises SnapshotError naming every problem."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SnapshotError(folder, [Problem("tenant", f"{folder} is not a folder")])
+def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
+    """Parse and validate a snapshot's files (file stem -> bytes); raises SnapshotError naming every problem."""
     contents, problems = {}, []
+    if "tenant" not in raw:
+        problems.append(Problem("tenant", "is missing: every snapshot needs tenant.json"))
     for stem in SNAPSHOT_FILES:
-        path = folder / f"{stem}.json"
-        if not path.exists():
-            if stem == "tenant":
-                problems.append(Problem("tenant", "is missing: every snapshot needs tenant.json"))
+        if stem not in raw:
             continue
         try:
-            contents[stem] = json.loads(path.read_text(encoding="utf-8"))
+            contents[stem] = json.loads(raw[stem].decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             problems.append(Problem(stem, f"is not valid JSON: {error}"))
             continue
         problems.extend(content_problems(stem, contents[stem]))
     if problems:
-        raise SnapshotError(folder, problems)
+        raise SnapshotError(origin, problems)
     tenant = contents.pop("tenant")
-    return Snapshot(folder=folder, tenant=tenant, files=contents)
+    return Snapshot(
+        origin=origin, tenant=tenant, files=contents, raw={stem: raw[stem] for stem in SNAPSHOT_FILES if stem in raw}
+    )
+
+
+def read_snapshot(folder: Path) -> Snapshot:
+    """Read and validate a snapshot folder: each file's bytes are read once, and those bytes are what
+    is validated and what an import stores."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SnapshotError(folder, [Problem("tenant", f"{folder} is not a folder")])
+    raw = {stem: path.read_bytes() for stem in SNAPSHOT_FILES if (path := folder / f"{stem}.json").exists()}
+    return parse_snapshot(raw, str(folder))
+
+
+def encode_snapshot(origin: str, tenant: dict, files: dict[str, object]) -> Snapshot:
+    """A snapshot read elsewhere (Microsoft Graph), with its files written as the JSON an import would take."""
+    contents = {"tenant": tenant, **files}
+    raw = {
+        stem: (json.dumps(contents[stem], ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        for stem in SNAPSHOT_FILES
+        if stem in contents
+    }
+    return Snapshot(origin=origin, tenant=tenant, files=dict(files), raw=raw)

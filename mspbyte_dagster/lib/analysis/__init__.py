@@ -1,1 +1,1 @@
-"""The analysis rules of RULES.md, one module per analysis type, each a plain function over TenantContext."""
+"""The analysis rules of docs/rules.md, one module per analysis type, each a plain function over TenantContext."""

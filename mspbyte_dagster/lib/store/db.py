@@ -64,10 +64,10 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> str:
-    """Migrate the app database to the newest schema; returns the revision."""
-    command.upgrade(_alembic_config(engine), "head")
-    return head_revision()
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Migrate the app database to the newest schema (or an older revision, for tests); returns the revision."""
+    command.upgrade(_alembic_config(engine), revision)
+    return current_revision(engine)
 
 
 def head_revision() -> str:

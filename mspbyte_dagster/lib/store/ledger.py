@@ -31,8 +31,14 @@ def finish_pass(conn: Connection, ledger_id: int, tenant: str, **values) -> None
 
 def guard_baseline(conn: Connection, tenant: str) -> dict | None:
     """Guard counts of the tenant's previous successful pass (every stage ran) or accepted drop."""
-    row = conn.execute(
-        select(pipeline_ledger.c.details)
+    row = baseline_row(conn, tenant)
+    return row.details.get("guard") if row else None
+
+
+def baseline_row(conn: Connection, tenant: str):
+    """The ledger row the guard compares with (retention never prunes it)."""
+    return conn.execute(
+        select(pipeline_ledger.c.id, pipeline_ledger.c.details)
         .where(
             pipeline_ledger.c.tenant == tenant,
             or_(
@@ -43,7 +49,6 @@ def guard_baseline(conn: Connection, tenant: str) -> dict | None:
         .order_by(pipeline_ledger.c.id.desc())
         .limit(1)
     ).first()
-    return row.details.get("guard") if row else None
 
 
 def record_accepted_drop(

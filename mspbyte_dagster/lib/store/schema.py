@@ -15,9 +15,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -109,11 +111,25 @@ snapshots = Table(
     _data_source(),
     Column("seq", Integer, nullable=False),
     Column("captured_at", UTCDateTime, nullable=False),
-    Column("path", Text, nullable=False),
+    Column("origin", Text, nullable=False),  # where it came from (a folder, Microsoft Graph): for the record
     Column("imported_at", UTCDateTime, nullable=False),
     Column("counts", JSON, nullable=False),
     Column("sources", JSON, nullable=False),
+    Column("unreadable", Text),  # why its files are gone (only snapshots recorded before migration 0006)
     UniqueConstraint("tenant", "data_source_id", "seq"),
+)
+
+# A snapshot's files as validated, zlib-compressed (bytea on PostgreSQL, BLOB on SQLite).
+snapshot_files = Table(
+    "snapshot_files",
+    metadata,
+    Column("snapshot_id", Id, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    _tenant(),
+    Column("content", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Index(None, "tenant", "snapshot_id"),
 )
 
 entities = Table(
@@ -291,4 +307,21 @@ tenant_leases = Table(
     Column("holder", String(128), nullable=False),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Durable totals behind the Prometheus counters (lib/store/metric_totals.py): no tenant in them,
+# so offboarding a tenant keeps what its passes added.
+metric_totals = Table(
+    "metric_totals",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("figure", String(255), primary_key=True),
+    Column("value", Float, nullable=False),
+)
+
+metric_marks = Table(
+    "metric_marks",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("mark", Id, nullable=False),
 )

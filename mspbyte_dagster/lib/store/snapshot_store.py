@@ -1,57 +1,51 @@
-"""Kept copies of tenant snapshots, so any pass can be replayed."""
+"""Tenant snapshots in the app database: each file compressed, so any machine can run or replay any pass."""
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Callable
-from pathlib import Path
+import hashlib
+import zlib
 
-from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES, Snapshot
+from sqlalchemy import Connection, insert, select
+
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, parse_snapshot
+from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots
+
+COMPRESSION_LEVEL = 6
 
 
-class SnapshotStore:
-    """`<root>/<tenant>/<seq>-<capturedAt>/`: one folder per imported or fetched snapshot."""
+class SnapshotUnreadable(LookupError):
+    """A recorded snapshot whose files were lost (a folder gone before migration 0006 moved it in)."""
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
 
-    def folder_for(self, tenant: str, seq: int, snapshot: Snapshot) -> Path:
-        stamp = snapshot.captured_at.strftime("%Y%m%dT%H%M%SZ")
-        return self.root / tenant / f"{seq}-{stamp}"
+def file_rows(tenant: str, snapshot_id: int, raw: dict[str, bytes]) -> list[dict]:
+    return [
+        {
+            "snapshot_id": snapshot_id,
+            "tenant": tenant,
+            "name": stem,
+            "content": zlib.compress(content, COMPRESSION_LEVEL),
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+        for stem, content in raw.items()
+    ]
 
-    def add(self, snapshot: Snapshot, seq: int) -> Path:
-        """Copy the snapshot's files in; the folder appears whole or not at all."""
 
-        def copy(staging: Path) -> None:
-            for stem in SNAPSHOT_FILES:
-                source = snapshot.folder / f"{stem}.json"
-                if source.exists():
-                    shutil.copyfile(source, staging / source.name)
+def store_files(conn: Connection, tenant: str, snapshot_id: int, raw: dict[str, bytes]) -> None:
+    """The snapshot's files, byte for byte as validated, in the caller's transaction."""
+    conn.execute(insert(snapshot_files), file_rows(tenant, snapshot_id, raw))
 
-        return self._publish(snapshot, seq, copy)
 
-    def write(self, snapshot: Snapshot, seq: int) -> Path:
-        """Write a snapshot read here (from Graph) as its JSON files; the folder appears whole or not at all."""
-
-        def dump(staging: Path) -> None:
-            for stem, content in {"tenant": snapshot.tenant, **snapshot.files}.items():
-                text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-                (staging / f"{stem}.json").write_text(text + "\n", encoding="utf-8")
-
-        return self._publish(snapshot, seq, dump)
-
-    def _publish(self, snapshot: Snapshot, seq: int, fill: Callable[[Path], None]) -> Path:
-        target = self.folder_for(snapshot.key, seq, snapshot)
-        if target.exists():
-            raise FileExistsError(f"snapshot folder {target} exists already: the store and the database disagree")
-        staging = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        fill(staging)
-        staging.rename(target)
-        return target
-
-    @staticmethod
-    def discard(folder: Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
+def load_snapshot(conn: Connection, tenant: str, snapshot_id: int) -> Snapshot:
+    """A stored snapshot, validated again on the way out (what a pass reads is what the contract allows)."""
+    c = snapshots.c
+    row = conn.execute(select(c.seq, c.unreadable).where(c.tenant == tenant, c.id == snapshot_id)).one()
+    origin = f"tenant {tenant} snapshot {row.seq} (app database)"
+    if row.unreadable:
+        raise SnapshotUnreadable(f"{origin} is unreadable: {row.unreadable}")
+    files = conn.execute(
+        select(snapshot_files.c.name, snapshot_files.c.content).where(
+            snapshot_files.c.tenant == tenant, snapshot_files.c.snapshot_id == snapshot_id
+        )
+    )
+    return parse_snapshot({name: zlib.decompress(content) for name, content in files}, origin)

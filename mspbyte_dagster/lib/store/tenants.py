@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE, MICROSOFT365
 from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenants
+from mspbyte_dagster.lib.store.snapshot_store import store_files
 
 
 class UnknownTenantError(LookupError):
@@ -24,7 +25,6 @@ class CurrentSnapshot:
     data_source_id: int
     snapshot_id: int
     seq: int
-    path: str
     captured_at: datetime
 
 
@@ -75,8 +75,9 @@ def next_snapshot_seq(conn: Connection, tenant: str) -> int:
     return (latest or 0) + 1
 
 
-def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int, seq: int, path: str) -> int:
-    """Register a stored snapshot and make it the data source's current one."""
+def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int) -> tuple[int, int]:
+    """Store a snapshot's files as validated and make it the data source's current one: (id, seq)."""
+    seq = next_snapshot_seq(conn, snapshot.key)
     snapshot_id = conn.execute(
         insert(snapshots)
         .values(
@@ -84,7 +85,7 @@ def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int, s
             data_source_id=data_source_id,
             seq=seq,
             captured_at=snapshot.captured_at,
-            path=path,
+            origin=snapshot.origin,
             imported_at=now(),
             counts=snapshot.counts(),
             sources=snapshot.sources,
@@ -96,7 +97,8 @@ def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int, s
         .where(data_sources.c.tenant == snapshot.key, data_sources.c.id == data_source_id)
         .values(current_snapshot_id=snapshot_id)
     )
-    return snapshot_id
+    store_files(conn, snapshot.key, snapshot_id, snapshot.raw)
+    return snapshot_id, seq
 
 
 def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
@@ -105,7 +107,6 @@ def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
             data_sources.c.id,
             snapshots.c.id.label("snapshot_id"),
             snapshots.c.seq,
-            snapshots.c.path,
             snapshots.c.captured_at,
         )
         .join(snapshots, (snapshots.c.id == data_sources.c.current_snapshot_id) & (snapshots.c.tenant == tenant))
@@ -113,7 +114,7 @@ def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
     ).first()
     if row is None:
         return None
-    return CurrentSnapshot(tenant, row.id, row.snapshot_id, row.seq, row.path, row.captured_at)
+    return CurrentSnapshot(tenant, row.id, row.snapshot_id, row.seq, row.captured_at)
 
 
 def tenant_keys(conn: Connection) -> list[str]:

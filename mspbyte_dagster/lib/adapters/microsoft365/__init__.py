@@ -1,4 +1,4 @@
-"""Microsoft 365 adapter: customer tenants read from Microsoft Graph into snapshots (SNAPSHOT_FORMAT.md).
+"""Microsoft 365 adapter: customer tenants read from Microsoft Graph into snapshots (docs/snapshot-format.md).
 
 `auth` gets client-credentials tokens per customer tenant, `client` talks to
 Graph (retries, throttling, paging, `$batch`, bounded concurrency), `reader`

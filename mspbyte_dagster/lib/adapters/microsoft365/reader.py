@@ -23,7 +23,7 @@ SIGN_IN = "signInActivity"
 USER_FIELDS = (
     "id,displayName,userPrincipalName,accountEnabled,userType,createdDateTime,assignedLicenses,onPremisesSyncEnabled"
 )
-# file stem -> (Graph path, query): `$select` as SNAPSHOT_FORMAT lists it, `$top=999` where Graph takes it
+# file stem -> (Graph path, query): `$select` as docs/snapshot-format.md lists it, `$top=999` where Graph takes it
 COLLECTIONS = {
     "users": ("/users", {"$select": f"{USER_FIELDS},{SIGN_IN}", "$top": "999"}),
     "groups": ("/groups", {"$top": "999"}),
@@ -104,7 +104,7 @@ def refusal(error: GraphError, source: str) -> str:
 
 
 def read_tenant(client: GraphClient, *, batch_members: bool = True) -> TenantRead:
-    """Every file of SNAPSHOT_FORMAT for one tenant, with at most `per_tenant` requests in flight.
+    """Every file of docs/snapshot-format.md for one tenant, with at most `per_tenant` requests in flight.
 
     Group members are read through `$batch` (20 groups a call); `batch_members=False`
     reads them one request per group, to measure what batching saves.
