@@ -11,6 +11,8 @@ def test_bench_prints_both_paths_with_the_query_budgets(tmp_path, monkeypatch):
     assert code == 0, err
     result = json.loads(out)
     assert result["database"] == "sqlite" and result["users"] == 30
+    kept = result["snapshots"]  # JSON compresses well: what the app database holds is smaller
+    assert 0 < kept["stored_mb"] < kept["raw_mb"] and kept["load_seconds_per_tenant"] > 0
     stages = result["stages"]
     assert set(stages) == {"context", "linking", "analysis", "alerts"}
     assert stages["context"]["new"]["queries"] <= 7 and stages["linking"]["new"]["queries"] <= 8

@@ -33,6 +33,11 @@ def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, 
         echo_json(result)
         return
     click.echo(f"{result['database']}: {tenant_count} tenant(s) x {users} users")
+    kept = result["snapshots"]
+    click.echo(
+        f"snapshots: imported in {kept['import_seconds']} s; {kept['raw_mb']} MB of JSON stored as "
+        f"{kept['stored_mb']} MB; read back and validated in {kept['load_seconds_per_tenant']} s a tenant"
+    )
     click.echo(f"{'stage':<10}{'path':<8}{'queries':>9}{'seconds':>10}{'peak MB':>9}")
     for stage in BENCH_STAGES:
         figures = result["stages"][stage]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster.lib.alerts import AlertManager
@@ -31,6 +31,8 @@ from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
+from mspbyte_dagster.lib.store.schema import snapshot_files
+from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 from mspbyte_dagster.lib.synthetic import write_snapshots
 
 BENCH_STAGES = ("context", "linking", "analysis", "alerts")
@@ -119,8 +121,10 @@ def run_bench(
     with scratch_database(configured_url) as (engine, kind), tempfile.TemporaryDirectory() as folder:
         upgrade(engine)
         folders = write_snapshots(Path(folder) / "synth", tenants, users, seed)
+        started = time.perf_counter()
         imported = import_folders(engine, folders)
         keys = [item.tenant for item in imported]
+        snapshots = _snapshot_figures(engine, imported, time.perf_counter() - started)
         for key in keys:
             run_tenant_pass(engine, key, ("m365_snapshot", "entities"), PassOptions())
         # Peak memory is traced (a second run) on the new path only: tracing the legacy path's
@@ -144,9 +148,28 @@ def run_bench(
         "database": kind,
         "users": users,
         "tenants": tenants,
+        "snapshots": snapshots,
         "stages": stages,
         "new_total_seconds": round(sum(paths["new"][s]["seconds"] for s in BENCH_STAGES), 3),
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _snapshot_figures(engine: Engine, imported: list, import_seconds: float) -> dict:
+    """What keeping snapshots in the app database costs: import, storage, and reading one back."""
+    with engine.connect() as conn:
+        raw, stored = conn.execute(
+            select(func.sum(snapshot_files.c.size), func.sum(func.length(snapshot_files.c.content)))
+        ).one()
+        started = time.perf_counter()
+        for item in imported:
+            load_snapshot(conn, item.tenant, item.snapshot_id)
+        load_seconds = (time.perf_counter() - started) / len(imported)
+    return {
+        "import_seconds": round(import_seconds, 3),
+        "raw_mb": round(raw / 2**20, 2),
+        "stored_mb": round(stored / 2**20, 2),
+        "load_seconds_per_tenant": round(load_seconds, 3),
     }
 
 
