@@ -198,3 +198,13 @@ def test_the_cursor_keeps_open_windows_and_counts():
 def test_a_foreign_cursor_is_refused_with_what_to_do():
     with pytest.raises(ValueError, match="reset it in the UI"):
         Debounce.from_cursor('{"last": 3}')
+
+
+@pytest.mark.parametrize("key", ["alpha\n", "alpha\r\n", " alpha", "alpha\x00"])
+def test_a_look_alike_tenant_key_is_refused(key):
+    """`$` matches before a final newline: the key check is a full match."""
+    from mspbyte_dagster.lib.model import is_tenant_key
+
+    assert not is_tenant_key(key)
+    verdict = check_event(event(1, 0, tenantId=key), REGISTRY)
+    assert verdict.reason == WRONG_SCHEMA and "is not a key" in verdict.detail

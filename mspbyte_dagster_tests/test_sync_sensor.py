@@ -30,7 +30,7 @@ from mspbyte_dagster.lib.events import (
     EventStreams,
     sync_event_payload,
 )
-from mspbyte_dagster.lib.nats_client import JetStream, OutgoingMessage
+from mspbyte_dagster.lib.nats_client import MAX_DEAD_LETTER_BYTES, TRUNCATED_HEADER, JetStream, OutgoingMessage
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.tenants import ensure_m365_source, upsert_tenant
 from mspbyte_dagster_tests.services import RUN_ID, free_port
@@ -368,3 +368,29 @@ def expected_windows(streams: JetStream, window_seconds: float) -> dict[str, int
             first, at = opened[tenant] = (message.seq, message.time_ms)
         windows[f"sync:{tenant}:{first}"] += 1
     return dict(windows)
+
+
+def test_poison_messages_are_dead_lettered_and_the_sensor_goes_on(streams, instance, app_env, window):
+    """Deep nesting, a 5,000-digit number, NaN and a payload near NATS's 1 MiB limit: each once in the
+    dead-letter stream (the big one cut, saying so), and the good event behind them still runs."""
+    register_tenants(app_env["DATABASE_URL"], ["alpha"])
+    subject = streams.streams.sync_subject("alpha", "m365")
+    near_limit = b'{"tenantId": "' + b"a" * 1_000_000 + b'"}'
+    poison = {
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "digits": b'{"tenantId": ' + b"9" * 5_000 + b"}",
+        "nan": b'{"tenantId": NaN}',
+        "huge": near_limit,
+    }
+    sequences = streams.publish([*(OutgoingMessage(subject, data) for data in poison.values())])
+    [good] = streams.publish([sync_message(streams.streams, "alpha")])
+    time.sleep(window)
+    result = tick(instance)
+    assert sync_runs(result) == {f"sync:alpha:{good}": 1}
+    letters = dead_letters(streams)
+    assert [int(m.headers[SEQUENCE_HEADER]) for m in letters] == sequences
+    assert {m.headers[REASON_HEADER].split(":")[0] for m in letters[:3]} == {"malformed_json"}
+    assert letters[3].headers[REASON_HEADER].startswith("wrong_schema")
+    assert letters[3].headers[TRUNCATED_HEADER] == f"{len(near_limit)} bytes, the first {MAX_DEAD_LETTER_BYTES} kept"
+    assert letters[3].data == near_limit[:MAX_DEAD_LETTER_BYTES] and letters[0].data == poison["deep"]
+    assert tick(instance, result.cursor).run_requests == []  # read once: the cursor moved past them

@@ -50,6 +50,7 @@ MALFORMED_JSON = "malformed_json"
 WRONG_SCHEMA = "wrong_schema"
 UNKNOWN_TENANT = "unknown_tenant"
 UNKNOWN_DATA_SOURCE = "unknown_data_source"
+UNPROCESSABLE = "unprocessable"  # checking it raised: a defect of ours, but one message must not stop the rest
 CURSOR_VERSION = 1
 
 # tenant -> data source id -> integration
@@ -193,16 +194,26 @@ def _schema_problem(event: object, subject: str, streams: EventStreams) -> str |
     return None
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def check_event(
     message: StreamMessage, registry: Registry, streams: EventStreams = DEFAULT_STREAMS
 ) -> SyncEvent | Rejection:
-    """A usable sync event, or the reason it is not one."""
+    """A usable sync event, or the reason it is not one; never raises, so no message can stop a tick."""
     try:
-        event = json.loads(message.data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return Rejection(
-            message, MALFORMED_JSON, f"not JSON ({error.__class__.__name__} at byte {getattr(error, 'pos', 0)})"
-        )
+        return _checked(message, registry, streams)
+    except Exception as error:
+        return Rejection(message, UNPROCESSABLE, f"checking it raised {error.__class__.__name__}")
+
+
+def _checked(message: StreamMessage, registry: Registry, streams: EventStreams) -> SyncEvent | Rejection:
+    try:
+        event = json.loads(message.data, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, NaN, a 5,000-digit number, deep nesting
+        where = f" at byte {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
+        return Rejection(message, MALFORMED_JSON, f"not JSON ({error.__class__.__name__}{where})")
     problem = _schema_problem(event, message.subject, streams)
     if problem:
         return Rejection(message, WRONG_SCHEMA, problem)

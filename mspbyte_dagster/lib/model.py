@@ -17,7 +17,7 @@ ALERT_STATUSES = ("active", "suppressed", "resolved")
 
 def is_tenant_key(value: object) -> bool:
     """A tenant key is a partition key and a NATS subject token, so its alphabet is narrow."""
-    return isinstance(value, str) and TENANT_KEY_RE.match(value) is not None
+    return isinstance(value, str) and TENANT_KEY_RE.fullmatch(value) is not None  # `$` alone would take "key\n"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ from mspbyte_dagster.lib.events import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 2.0
+# No call waits longer than this, whatever NATS does (a read is bounded by its own budget, below it).
+CALL_TIMEOUT_SECONDS = 45.0
+# A dead letter keeps the original bytes up to this size (the server refuses payloads above 1 MiB
+# by default, and headers come on top); a longer one is cut and says so in a header.
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+TRUNCATED_HEADER = "Mspbyte-Truncated"
 # One retry shortly after a refused connection (a restarting server), then the call fails.
 CONNECT_ATTEMPTS = 2
 RETRY_WAIT_SECONDS = 0.25
@@ -95,16 +101,15 @@ def stream_configs(streams: EventStreams) -> list[api.StreamConfig]:
 def dead_letter(rejection: Rejection, streams: EventStreams = DEFAULT_STREAMS) -> OutgoingMessage:
     """The original bytes, with the reason and origin as headers; the message id makes a replay harmless."""
     message = rejection.message
-    return OutgoingMessage(
-        streams.dlq_subject,
-        message.data,
-        {
-            REASON_HEADER: rejection.header,
-            SUBJECT_HEADER: message.subject,
-            SEQUENCE_HEADER: str(message.seq),
-            "Nats-Msg-Id": f"{streams.sync_stream}:{message.seq}:{message.time_ms}",
-        },
-    )
+    headers = {
+        REASON_HEADER: rejection.header,
+        SUBJECT_HEADER: message.subject,
+        SEQUENCE_HEADER: str(message.seq),
+        "Nats-Msg-Id": f"{streams.sync_stream}:{message.seq}:{message.time_ms}",
+    }
+    if len(message.data) > MAX_DEAD_LETTER_BYTES:
+        headers[TRUNCATED_HEADER] = f"{len(message.data)} bytes, the first {MAX_DEAD_LETTER_BYTES} kept"
+    return OutgoingMessage(streams.dlq_subject, message.data[:MAX_DEAD_LETTER_BYTES], headers)
 
 
 def _time_ms(stamp: datetime) -> int:
@@ -141,7 +146,7 @@ class JetStream:
             try:
                 js = client.jetstream()
                 await _ensure_streams(js, self.streams)
-                return await work(js)
+                return await asyncio.wait_for(work(js), CALL_TIMEOUT_SECONDS)
             finally:
                 await client.close()
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mspbyte_dagster.lib.model import TENANT_KEY_RE
+from mspbyte_dagster.lib.model import TENANT_KEY_RE, is_tenant_key
 
 CAPTURED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 MIN_USERS = 10
@@ -242,7 +242,7 @@ _TENANT_NAMES = (
 def tenant_key(seed: int, index: int) -> str:
     """The folder name and tenant id, checked so a seed too long for a key fails here, not at `tenants import`."""
     key = f"synth-{seed}-{index:03d}"
-    if not TENANT_KEY_RE.match(key):
+    if not is_tenant_key(key):
         raise ValueError(f"tenant key {key!r} (seed={seed}, index={index}) does not match {TENANT_KEY_RE.pattern}")
     return key
 
