@@ -6,9 +6,10 @@ from sqlalchemy import func, select, text
 
 from mspbyte_dagster.definitions import defs
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger
-from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
+from mspbyte_dagster_tests.snapshots import import_files, minimal_files, mspbyte, user, write_folder
 
 KEYS = ["alpha", "bravo", "charlie"]
 
@@ -238,3 +239,23 @@ def test_a_tenant_without_a_snapshot_row_fails_alone(world):
     result = run(["alpha", "bravo", "charlie", "ghost"])
     assert not result.success
     assert materialized("entities") == set(KEYS)
+
+
+def test_a_sync_without_the_users_file_does_not_become_the_users_baseline(engine, tmp_path):
+    """Bypass found by attack: 200 users, then a sync missing users.json, then 5 users: held."""
+    import_files(engine, tmp_path / "store", minimal_files(users=200))
+    assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
+    no_users = minimal_files(users=200)
+    del no_users["users"], no_users["conditional_access_policies"]
+    import_files(engine, tmp_path / "store", no_users)
+    assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"  # nothing to compare
+    import_files(engine, tmp_path / "store", minimal_files(users=5))
+    held = run_tenant_pass(engine, "contoso", STAGES, PassOptions())
+    assert held.status == "held" and "users fell from 200 to 5" in held.reason
+    with engine.connect() as conn:
+        live = conn.execute(
+            select(func.count())
+            .select_from(entities)
+            .where(entities.c.entity_type == "user", entities.c.deleted_at.is_(None))
+        ).scalar()
+    assert live == 200  # nobody was soft-deleted

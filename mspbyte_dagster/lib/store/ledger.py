@@ -30,25 +30,37 @@ def finish_pass(conn: Connection, ledger_id: int, tenant: str, **values) -> None
 
 
 def guard_baseline(conn: Connection, tenant: str) -> dict | None:
-    """Guard counts of the tenant's previous successful pass (every stage ran) or accepted drop."""
-    row = baseline_row(conn, tenant)
-    return row.details.get("guard") if row else None
+    """Per measure, the count of the latest successful pass (every stage ran) or accepted drop that
+    read its file: a sync without users.json must not become the users baseline."""
+    baseline: dict = {}
+    for row in baseline_rows(conn, tenant):
+        for measure, count in (row.details.get("guard") or {}).items():
+            if baseline.get(measure) is None:
+                baseline[measure] = count
+    return baseline or None
 
 
-def baseline_row(conn: Connection, tenant: str):
-    """The ledger row the guard compares with (retention never prunes it)."""
-    return conn.execute(
-        select(pipeline_ledger.c.id, pipeline_ledger.c.details)
-        .where(
-            pipeline_ledger.c.tenant == tenant,
-            or_(
-                (pipeline_ledger.c.status == "succeeded") & pipeline_ledger.c.all_stages,
-                pipeline_ledger.c.status == "accepted_drop",
-            ),
-        )
-        .order_by(pipeline_ledger.c.id.desc())
-        .limit(1)
-    ).first()
+def baseline_rows(conn: Connection, tenant: str) -> list:
+    """The ledger rows the guard's baseline comes from, newest first (retention never prunes them)."""
+    c = pipeline_ledger.c
+    rows = conn.execute(
+        select(c.id, c.details)
+        .where(c.tenant == tenant, or_((c.status == "succeeded") & c.all_stages, c.status == "accepted_drop"))
+        .order_by(c.id.desc())
+        .execution_options(yield_per=100)
+    )
+    used, missing = [], None
+    for row in rows:
+        guard = row.details.get("guard") or {}
+        if missing is None:
+            missing = set(guard)
+        if missing & {measure for measure, count in guard.items() if count is not None}:
+            used.append(row)
+            missing -= {measure for measure, count in guard.items() if count is not None}
+        if not missing:
+            break
+    rows.close()
+    return used
 
 
 def record_accepted_drop(

@@ -64,12 +64,10 @@ def _prune_snapshots(conn: Connection, tenant: str, keep: int) -> int:
 
 
 def _prune_ledger(conn: Connection, tenant: str, before: datetime, mark: int) -> int:
-    """Rows older than the window and already in the metric totals; never the guard's baseline row."""
+    """Rows older than the window and already in the metric totals; never one the guard's baseline comes from."""
     c = pipeline_ledger.c
-    baseline = ledger.baseline_row(conn, tenant)
-    where = [c.tenant == tenant, c.started_at < before, c.id <= mark]
-    if baseline is not None:
-        where.append(c.id != baseline.id)
+    baseline = [row.id for row in ledger.baseline_rows(conn, tenant)]
+    where = [c.tenant == tenant, c.started_at < before, c.id <= mark, c.id.not_in(baseline)]
     return conn.execute(delete(pipeline_ledger).where(*where)).rowcount
 
 
