@@ -83,12 +83,15 @@ def test_bad_setting_stops_the_command_naming_the_variable(app_env, monkeypatch)
     assert code == 2 and "FEATURE_NEW_PIPELINE_ROLLOUT" in err
 
 
-def test_flags_status_json(app_env, monkeypatch):
+def test_flags_status_json(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("FEATURE_BATCH_LOADING_ROLLOUT", "0")
+    assert mspbyte("tenants", "import", str(write_folder(tmp_path / "c", minimal_files())))[0] == 0
     status = json.loads(mspbyte("flags", "status", "batch_loading", "--tenant", "contoso", "--json")[1])
     assert status["effective"] is False and status["source"] == "env" and 0 <= status["bucket"] < 100
     code, _, err = mspbyte("flags", "status", "warp_drive")
     assert code == 2 and "new_pipeline" in err
+    code, _, err = mspbyte("flags", "status", "batch_loading", "--tenant", "nosuch")  # as every command does
+    assert code == 2 and "unknown tenant 'nosuch'" in err
 
 
 @pytest.mark.slow

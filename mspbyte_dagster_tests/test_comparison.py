@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from mspbyte_dagster.cli import main
@@ -19,8 +19,9 @@ from mspbyte_dagster.lib.flag_store import DatabaseFlagStore
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import ASSETS, STAGES, PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.findings import load_findings
-from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings
+from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings, metadata
 from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user, write_folder
 
@@ -194,8 +195,17 @@ def test_a_run_records_its_flags_as_tags_and_materializes_the_report(app_env, tm
 def test_mspbyte_compare_prints_the_report_as_json(app_env, tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["tenants", "import", str(write_folder(tmp_path / "c", minimal_files()))]).exit_code == 0
+    engine = engine_for(app_env["DATABASE_URL"])
+    before = table_rows(engine)
     result = runner.invoke(main, ["compare", "--tenant", "contoso", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["has_discrepancies"] is False and report["alert_actions"]["match"]
+    assert report["alert_actions"]["new"] > 0  # it did run a pass...
+    assert table_rows(engine) == before  # ...and wrote nothing: no entities, alerts or ledger row
     assert runner.invoke(main, ["compare", "--tenant", "nobody"]).exit_code == 2
+
+
+def table_rows(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in metadata.sorted_tables}

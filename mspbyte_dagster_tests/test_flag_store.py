@@ -157,3 +157,24 @@ def test_cli_refuses_a_write_when_redis_is_down(app_env, monkeypatch, down_redis
     monkeypatch.setenv("REDIS_URL", down_redis_url)
     result = CliRunner().invoke(main, ["flags", "set", "new_pipeline", "off"])
     assert result.exit_code == 1 and "nothing was applied" in result.stderr
+
+
+def test_a_corrupt_value_in_redis_is_ignored_with_a_warning_naming_it(tenants, redis_url, caplog):
+    prefix = f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    store = RedisFlagStore(redis_url, tenants, prefix=prefix)
+    try:
+        store.set_rollout("new_pipeline", 30)
+        store.set_override("batch_loading", "contoso", False)
+        client = store.client
+        client.hset(f"{prefix}:runtime", "unified_analyzer:rollout", "lots")  # written by hand, or corrupt
+        client.hset(f"{prefix}:runtime", "alert_manager:enabled", "maybe")
+        client.hset(f"{prefix}:overrides:batch_loading", "fabrikam", "\x00")
+        manager = flags(store)  # a run starts: nothing raises
+        assert manager.status("new_pipeline", "contoso").rollout == 30  # the good values still count
+        assert manager.status("batch_loading", "contoso").override is False
+        assert manager.status("unified_analyzer", "contoso").source == "env"
+        assert manager.status("batch_loading", "fabrikam").override is None
+        assert "'lots'" in caplog.text and f"{prefix}:runtime unified_analyzer:rollout" in caplog.text
+        assert "'maybe'" in caplog.text and f"{prefix}:overrides:batch_loading fabrikam" in caplog.text
+    finally:
+        delete_keys(redis_url, prefix)

@@ -216,7 +216,7 @@ def test_tenants_add_registers_a_graph_tenant_and_prints_the_consent_url(app_env
     assert [(s["id"], s["mode"]) for s in listed["data_sources"]] == [("m365", "graph")]
 
     code, _, err = mspbyte("tenants", "add", "--tenant", "other", "--name", "Other", "--azure-tenant-id", guid)
-    assert code == 2 and "already registered as tenant 'acme'" in err
+    assert code == 2 and "is already tenant 'acme'" in err
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_executions_and_stage_figures_sum_the_ended_passes(engine, database_url,
 @pytest.mark.slow
 def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
     with engine.begin() as conn:
-        ledger_id = ledger.start_pass(conn, "contoso", "run-1", datetime.now(UTC))
+        ledger_id = ledger.start_pass(conn, "contoso", "run-1", datetime.now(UTC), "test-host:1")
     with exporter(database_url) as url:
         while_running = scrape(url)
         assert (

@@ -287,6 +287,23 @@ def test_registry_sensor_adds_and_removes_partitions(app_env, instance):
     assert tick(instance, sensor=tenant_registry_sensor).dynamic_partitions_requests == []
 
 
+def test_registry_sensor_never_wipes_the_fleet_and_removes_a_tenth_a_tick(app_env, instance):
+    fleet = [f"t{n:02d}" for n in range(30)]
+    instance.add_dynamic_partitions(TENANTS, fleet)
+    empty = tick(instance, sensor=tenant_registry_sensor)  # DATABASE_URL at a new, empty database
+    assert empty.dynamic_partitions_requests == [] and "registry is empty" in empty.skip_message
+    assert instance.get_dynamic_partitions(TENANTS) == fleet
+    register_tenants(app_env["DATABASE_URL"], fleet[:20])  # ten tenants really left
+    removed = []
+    for _ in range(5):
+        result = tick(instance, sensor=tenant_registry_sensor)
+        removed += [key for request in result.dynamic_partitions_requests for key in request.partition_keys]
+    assert (
+        removed == fleet[20:23] + fleet[23:26] + fleet[26:28] + fleet[28:30]
+    )  # a tenth of the partitions a tick, at least one
+    assert instance.get_dynamic_partitions(TENANTS) == fleet[:20]
+
+
 def test_mspbyte_events_publish_writes_what_the_sensor_reads(streams, instance, app_env, window):
     register_tenants(app_env["DATABASE_URL"], ["alpha"])
     runner = CliRunner()
@@ -394,3 +411,21 @@ def test_poison_messages_are_dead_lettered_and_the_sensor_goes_on(streams, insta
     assert letters[3].headers[TRUNCATED_HEADER] == f"{len(near_limit)} bytes, the first {MAX_DEAD_LETTER_BYTES} kept"
     assert letters[3].data == near_limit[:MAX_DEAD_LETTER_BYTES] and letters[0].data == poison["deep"]
     assert tick(instance, result.cursor).run_requests == []  # read once: the cursor moved past them
+
+
+def test_a_stream_recreated_past_the_cursor_is_noticed_and_read_again_from_its_start(
+    streams, instance, app_env, window
+):
+    """Storage lost: the new stream grew past the saved sequence before the next tick."""
+    register_tenants(app_env["DATABASE_URL"], ["alpha", "bravo"])
+    streams.publish([sync_message(streams.streams, "alpha", sync_id=str(n)) for n in range(3)])
+    cursor = tick(instance).cursor
+    delete_streams(streams)
+    streams.ensure_streams()
+    again = streams.publish([sync_message(streams.streams, "bravo", sync_id=f"b{n}") for n in range(6)])
+    assert again[-1] > Debounce.from_cursor(cursor).seq  # the new stream is past the cursor: no visible gap
+    time.sleep(window)
+    result = tick(instance, cursor)
+    refresh = [r for r in result.run_requests if r.partition_key is None]
+    assert refresh and json.loads(result.cursor)["stats"]["gaps"] == 1
+    assert sync_runs(result)[f"sync:bravo:{again[0]}"] == 6  # every event of the new stream, from its first

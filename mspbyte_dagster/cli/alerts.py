@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, main
+from mspbyte_dagster.lib.shown import terminal_text
 
 
 @main.group()
@@ -34,7 +35,8 @@ def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
     for row in rows:
         click.echo(
             f"{row['id']:>6} {row['tenant']:<20} {row['severity']:<9}{row['status']:<11}"
-            f"{row['alert_type']:<24}{row['entity_type']}:{row['entity_id']}  {row['message']}"
+            f"{row['alert_type']:<24}{row['entity_type']}:{terminal_text(row['entity_id'])}  "
+            f"{terminal_text(row['message'])}"
         )
 
 
@@ -75,9 +77,14 @@ def alerts_history(alert_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(history)
         return
-    click.echo(f"{history['alert_type']} on {history['entity_type']}:{history['entity_id']} ({history['status']})")
+    click.echo(
+        f"{history['alert_type']} on {history['entity_type']}:{terminal_text(history['entity_id'])} "
+        f"({history['status']})"
+    )
     for event in history["events"]:
-        click.echo(f"  {event['at']}  {event['action']:<10} {event['severity'] or '':<9} {event['details'] or ''}")
+        click.echo(
+            f"  {event['at']}  {event['action']:<10} {event['severity'] or '':<9} {terminal_text(event['details'] or '')}"
+        )
 
 
 @alerts.command("export")

@@ -12,7 +12,7 @@ from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, f
 @click.option("--json", "as_json", is_flag=True)
 @expected_errors
 def compare(tenant: str, as_json: bool) -> None:
-    """Run the tenant's pass with comparison on: the flags' path writes, the other is rolled back."""
+    """Run the tenant's pass with both paths and compare them; nothing is written (the whole pass is rolled back)."""
     from mspbyte_dagster.cli.flags import flag_manager
     from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, run_tenant_pass
     from mspbyte_dagster.lib.store.tenants import require_tenant
@@ -24,6 +24,7 @@ def compare(tenant: str, as_json: bool) -> None:
         run_id="mspbyte-compare",
         flags=flag_manager(),
         compare=True,
+        read_only=True,
         slow_query_threshold_ms=settings().slow_query_threshold_ms,
         retention=settings().retention,
     )

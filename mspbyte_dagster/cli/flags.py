@@ -72,6 +72,11 @@ def flags_list(as_json: bool) -> None:
 @expected_errors
 def flags_status(flag: str, tenant: str | None, as_json: bool) -> None:
     """The effective value of FLAG (for a tenant), and why."""
+    if tenant is not None:
+        from mspbyte_dagster.lib.store.tenants import require_tenant
+
+        with app_engine(read_only=True).connect() as conn:
+            require_tenant(conn, tenant)
     show(flag, tenant, as_json)
 
 

@@ -18,9 +18,10 @@ from mspbyte_dagster.lib.batching import tenant_ranges
 def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
     """Run job tenant_pipeline on the Dagster instance (visible in the UI) and wait for it."""
     from mspbyte_dagster.definitions import defs
-    from mspbyte_dagster.defs.partitions import TENANTS, range_tags
+    from mspbyte_dagster.defs.partitions import PROCESS_TAG, TENANTS, range_tags
     from mspbyte_dagster.lib.store import ledger
     from mspbyte_dagster.lib.store import tenants as tenant_store
+    from mspbyte_dagster.lib.store.lease import process_name
 
     if bool(tenant_keys) == all_tenants:
         fail("name tenants with --tenant ID (repeatable) or use --all")
@@ -32,13 +33,14 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
     chosen = registered if all_tenants else list(dict.fromkeys(tenant_keys))
     register_partitions(registered)
     instance = dagster_instance()
+    close_orphans(instance)
     job = defs.resolve_job_def("tenant_pipeline")
     failed_runs, unfinished = [], {}
     for keys in tenant_ranges(instance.get_dynamic_partitions(TENANTS), chosen):
         result = job.execute_in_process(
             run_config={"loggers": {"console": {"config": {"log_level": settings().log_level.upper()}}}},
             instance=instance,
-            tags=range_tags(keys, trigger="cli"),
+            tags=range_tags(keys, trigger="cli") | {PROCESS_TAG: process_name()},
             raise_on_error=False,
         )
         with app_engine(read_only=True).connect() as conn:
@@ -49,10 +51,30 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool) -> None:
         for row in passes:
             if row.status != "succeeded":
                 click.echo(f"  {row.tenant}: {row.status}: {row.reason}", err=True)
-            if row.status in ("failed", "held"):
+            if row.status in ("failed", "held", "skipped"):
                 unfinished[row.tenant] = row.status
         if not result.success:
             failed_runs.append(result.run_id)
     if unfinished or failed_runs:
         named = ", ".join(f"{tenant} ({status})" for tenant, status in unfinished.items())
         fail(f"not every tenant went through: {named or 'run(s) ' + ', '.join(failed_runs) + ' failed'}", code=1)
+
+
+def close_orphans(instance) -> None:
+    """What a killed `mspbyte run` left behind (no daemon watches in-process runs): its ledger rows
+    `running` and its Dagster runs STARTED. Both are marked failed, saying why."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from mspbyte_dagster.defs.partitions import PROCESS_TAG, TRIGGER_TAG
+    from mspbyte_dagster.lib.store import ledger
+    from mspbyte_dagster.lib.store.lease import is_dead_here
+
+    with app_engine().begin() as conn:
+        tenants = ledger.fail_orphans(conn, is_dead_here)
+    if tenants:
+        click.echo(f"passes of a killed mspbyte run marked failed: {', '.join(tenants)}", err=True)
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={TRIGGER_TAG: "cli"})):
+        process = run.tags.get(PROCESS_TAG)
+        if is_dead_here(process):
+            instance.report_run_failed(run, message=f"the mspbyte run process ({process}) died before the run ended")
+            click.echo(f"run {run.run_id} of a killed mspbyte run marked failed", err=True)

@@ -117,6 +117,24 @@ def tenants_accept_drop(tenant: str, reason: str) -> None:
     click.echo(f"{tenant}: drop accepted ({counts['users']} users, {counts['enabled_policies']} enabled policies)")
 
 
+@tenants.command("set-azure-id")
+@click.argument("tenant")
+@click.argument("azure_tenant_id")
+@click.option("--reason", required=True, help="Why the customer moved (kept with the change).")
+@expected_errors
+def tenants_set_azure_id(tenant: str, azure_tenant_id: str, reason: str) -> None:
+    """Bind a tenant to another Azure tenant: the one way a customer's snapshots may come from a new one."""
+    from mspbyte_dagster.lib.model import azure_tenant_guid
+    from mspbyte_dagster.lib.store.tenants import set_azure_tenant_id
+
+    guid = azure_tenant_guid(azure_tenant_id)
+    if not reason.strip():
+        fail("--reason must say why the customer moved")
+    with app_engine().begin() as conn:
+        old = set_azure_tenant_id(conn, tenant, guid, reason.strip())
+    click.echo(f"{tenant}: Azure tenant {old} -> {guid}")
+
+
 @tenants.command("remove")
 @click.argument("tenant")
 @click.option("--confirm", metavar="TENANT", help="The tenant key again: without it, only what would go is shown.")

@@ -12,6 +12,7 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Ours: what started a run, and the one tenant of a sync-event run (dagster.yaml limits runs per tenant).
 TRIGGER_TAG = "mspbyte/trigger"
+PROCESS_TAG = "mspbyte/process"  # host:pid of an `mspbyte run`, so the next one can close a killed one's run
 TENANT_TAG = "mspbyte/tenant"
 
 

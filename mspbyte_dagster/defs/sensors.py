@@ -25,6 +25,7 @@ SYNC_EVENTS_TAG = "mspbyte/sync_events"
 SYNC_SEQUENCES_TAG = "mspbyte/sync_sequences"
 LOGGED_REJECTIONS = 20
 NAMED_TENANTS = 10
+MAX_REMOVED_SHARE_PERCENT = 10
 
 
 def registered_sources(database: DatabaseResource) -> Registry:
@@ -37,6 +38,14 @@ def partition_changes(registered: list[str], known: list[str]) -> tuple[list[str
     """Tenants to add as partitions (registration order) and partitions whose tenant is gone."""
     known_set, registered_set = set(known), set(registered)
     return [t for t in registered if t not in known_set], [t for t in known if t not in registered_set]
+
+
+def removals_this_tick(registered: list[str], removed: list[str], known: int) -> list[str]:
+    """Partitions to delete now: none while the registry is empty (a DATABASE_URL pointing at a new
+    database must not wipe the fleet), else at most a tenth of the partitions per tick."""
+    if not registered:
+        return []
+    return removed[: max(1, known * MAX_REMOVED_SHARE_PERCENT // 100)]
 
 
 def window_run_request(window: Window) -> RunRequest:
@@ -105,7 +114,9 @@ def sync_event_sensor(context: SensorEvaluationContext, nats: NatsResource, data
     now_ms = time.time_ns() // 1_000_000  # before reading: only closes windows the stream cannot (lib/events.py)
     try:
         streams = jetstream.streams
-        batch = jetstream.read(streams.sync_stream, state.seq, nats.max_events_per_tick, nats.read_budget_seconds)
+        batch = jetstream.read(
+            streams.sync_stream, state.seq, nats.max_events_per_tick, nats.read_budget_seconds, state.stream_created
+        )
         window_ms = Settings.from_env().max_debounce_window_ms
         outcome = state.advance(batch, registry, window_ms, now_ms, streams=streams)
         if outcome.rejections:
@@ -142,13 +153,25 @@ def _named(keys: list[str]) -> str:
 )
 def tenant_registry_sensor(context: SensorEvaluationContext, database: DatabaseResource):
     registered = list(registered_sources(database))
-    added, removed = partition_changes(registered, context.instance.get_dynamic_partitions(TENANTS))
+    known = context.instance.get_dynamic_partitions(TENANTS)
+    added, gone = partition_changes(registered, known)
+    removed = removals_this_tick(registered, gone, len(known))
+    for tenant in removed:
+        context.log.info(f"tenant {tenant} is no longer registered: its partition is deleted")
     changes = []
     if added:
         changes.append(tenants_partitions.build_add_request(added))
     if removed:
         changes.append(tenants_partitions.build_delete_request(removed))
+    waiting = len(gone) - len(removed)
+    held_back = (
+        f"; {waiting} more to remove on later ticks"
+        + (" (the registry is empty: nothing is removed until it is not)" if not registered else "")
+        if waiting
+        else ""
+    )
     return SensorResult(
-        skip_reason=f"{len(registered)} tenant(s) registered; partitions added: {_named(added)}; removed: {_named(removed)}",
+        skip_reason=f"{len(registered)} tenant(s) registered; partitions added: {_named(added)}; "
+        f"removed: {_named(removed)}{held_back}",
         dynamic_partitions_requests=changes,
     )

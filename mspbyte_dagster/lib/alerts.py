@@ -16,6 +16,7 @@ from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.analysis.unified import Analysis
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Finding
+from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
 
@@ -217,10 +218,8 @@ def new_alerts_markdown(plan: AlertPlan) -> str:
         return "No new alerts."
     lines = ["| severity | alert | entity | message |", "|---|---|---|---|"]
     for row in sorted(plan.creates, key=lambda c: -SEVERITY_RANK[c["severity"]])[:50]:
-        message = row["message"].replace("|", "\\|").replace("<", "&lt;")
-        lines.append(
-            f"| {row['severity']} | {row['alert_type']} | {row['entity_type']} {row['entity_id']} | {message} |"
-        )
+        entity = markdown_cell(f"{row['entity_type']} {row['entity_id']}")
+        lines.append(f"| {row['severity']} | {row['alert_type']} | {entity} | {markdown_cell(row['message'])} |")
     if len(plan.creates) > 50:
         lines.append(f"| | | | ... and {len(plan.creates) - 50} more |")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from mspbyte_dagster.lib.alerts import AlertOutcome
 from mspbyte_dagster.lib.analysis.unified import Analysis
 from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store.schema import entities, entity_relationships
 
 SHOWN = 50  # items listed per difference; counts are always complete
@@ -118,6 +119,6 @@ def report_markdown(report: dict) -> str:
         for label in ("missing_in_new", "extra_in_new"):
             items = report[name][label]
             if items:
-                shown = ", ".join(f"`{item}`" for item in items[:10])
+                shown = ", ".join(markdown_cell(item) for item in items[:10])
                 lines.append(f"- {name} {label.replace('_', ' ')}: {shown}")
     return "\n".join(lines)

@@ -139,6 +139,7 @@ class StreamBatch:
     start: int
     messages: list[StreamMessage]
     complete: bool
+    created: str | None = None  # when the stream was created: another value than last time means it was recreated
 
 
 @dataclass(frozen=True)
@@ -254,8 +255,14 @@ class Gap:
 
     after: int
     resumed: int
+    recreated: bool = False
 
     def describe(self, stream: str = SYNC_STREAM) -> str:
+        if self.recreated:
+            return (
+                f"{stream} was recreated (its storage was lost): read again from sequence {self.resumed}, "
+                f"the cursor was at {self.after}; events may be lost"
+            )
         if self.resumed <= self.after:
             return f"{stream} restarted at sequence {self.resumed} (the cursor was at {self.after}): events may be lost"
         return f"sequences {self.after + 1}..{self.resumed - 1} left {stream} before they were read"
@@ -280,6 +287,7 @@ class Debounce:
     clock_ms: int = 0
     windows: dict[str, Window] = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
+    stream_created: str | None = None  # the stream this cursor's sequences belong to
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> Debounce:
@@ -292,6 +300,7 @@ class Debounce:
             return cls(
                 seq=state["seq"],
                 clock_ms=state["clock_ms"],
+                stream_created=state.get("stream_created"),
                 windows={tenant: Window(tenant=tenant, **window) for tenant, window in state["windows"].items()},
                 stats=Counter(state["stats"]),
             )
@@ -312,6 +321,7 @@ class Debounce:
                 "version": CURSOR_VERSION,
                 "seq": self.seq,
                 "clock_ms": self.clock_ms,
+                "stream_created": self.stream_created,
                 "windows": windows,
                 "stats": dict(sorted(self.stats.items())),
             },
@@ -336,8 +346,11 @@ class Debounce:
         outcome = TickOutcome()
         ended: list[Window] = []
         expected = batch.start
-        if self.seq is not None and batch.start != self.seq + 1:
-            outcome.gaps.append(Gap(self.seq, batch.start))
+        recreated = self.seq is not None and None not in (self.stream_created, batch.created)
+        recreated = recreated and batch.created != self.stream_created
+        if recreated or (self.seq is not None and batch.start != self.seq + 1):
+            outcome.gaps.append(Gap(self.seq, batch.start, recreated))
+        self.stream_created = batch.created or self.stream_created
         consumed = 0
         for message in batch.messages:
             if len(ended) >= max_runs:

@@ -33,6 +33,10 @@ def check_rollout(percent: int) -> int:
     return percent
 
 
+BOOLEANS = {"1": True, "0": False}
+ROLLOUTS = {str(percent): percent for percent in range(101)}
+
+
 class DatabaseFlagStore:
     """Flag changes in the app database (tables flag_runtime and flag_overrides)."""
 
@@ -99,17 +103,28 @@ class RedisFlagStore:
         values, *per_flag = pipe.execute()
         runtime = {}
         for flag in FLAGS:
-            enabled, rollout = values.get(f"{flag}:enabled"), values.get(f"{flag}:rollout")
+            enabled = self._stored(f"{self._runtime_key()} {flag}:enabled", values.get(f"{flag}:enabled"), BOOLEANS)
+            rollout = self._stored(f"{self._runtime_key()} {flag}:rollout", values.get(f"{flag}:rollout"), ROLLOUTS)
             if enabled is not None or rollout is not None:
-                runtime[flag] = RuntimeFlag(
-                    None if enabled is None else enabled == "1", None if rollout is None else int(rollout)
-                )
-        overrides = {
-            (flag, tenant): value == "1"
-            for flag, found in zip(FLAGS, per_flag, strict=True)
-            for tenant, value in found.items()
-        }
+                runtime[flag] = RuntimeFlag(enabled, rollout)
+        overrides = {}
+        for flag, found in zip(FLAGS, per_flag, strict=True):
+            for tenant, value in found.items():
+                enabled = self._stored(f"{self._overrides_key(flag)} {tenant}", value, BOOLEANS)
+                if enabled is not None:
+                    overrides[flag, tenant] = enabled
         return runtime, overrides
+
+    @staticmethod
+    def _stored(where: str, value: str | None, allowed: dict):
+        """A value this store wrote; anything else (written by hand, or corrupt) is ignored, named in a
+        warning, so one bad key cannot fail every run."""
+        if value is None:
+            return None
+        if value not in allowed:
+            log.warning("flag store: ignoring %r at Redis key %s: not a value mspbyte writes", value[:40], where)
+            return None
+        return allowed[value]
 
     def _write(self, action) -> None:
         try:

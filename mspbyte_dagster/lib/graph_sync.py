@@ -9,7 +9,6 @@ it like an imported one.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
 from mspbyte_dagster.lib.adapters.microsoft365.reader import QuarantinedRecord, read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, encode_snapshot
-from mspbyte_dagster.lib.model import MICROSOFT365, TENANT_KEY_PATTERN, is_tenant_key
+from mspbyte_dagster.lib.model import MICROSOFT365, TENANT_KEY_PATTERN, azure_tenant_guid, is_tenant_key
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import data_sources, quarantined_records, tenants
 
@@ -59,20 +58,6 @@ def consent_url(authority_host: str, azure_tenant_id: str, client_id: str) -> st
     return f"{authority_host.rstrip('/')}/{azure_tenant_id}/adminconsent?client_id={client_id}"
 
 
-def azure_tenant_guid(value: str) -> str:
-    """The customer's Directory (tenant) ID in canonical form; anything else is refused."""
-    try:
-        guid = uuid.UUID(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"azure tenant id {value!r} is not a GUID: use the customer's Directory (tenant) ID, "
-            "e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47"
-        ) from None
-    if str(guid) != value.strip().lower():
-        raise ValueError(f"azure tenant id {value!r} is not in the 8-4-4-4-12 GUID form")
-    return str(guid)
-
-
 def add_graph_tenant(
     engine: Engine, tenant: str, name: str, azure_tenant_id: str, *, client_id: str, authority_host: str
 ) -> GraphTenant:
@@ -83,11 +68,7 @@ def add_graph_tenant(
         raise ValueError("the tenant's name must not be empty")
     azure = azure_tenant_guid(azure_tenant_id)
     with engine.begin() as conn:
-        other = conn.execute(
-            select(tenants.c.tenant).where(tenants.c.azure_tenant_id == azure, tenants.c.tenant != tenant)
-        ).first()
-        if other:
-            raise ValueError(f"azure tenant {azure} is already registered as tenant {other.tenant!r}")
+        tenant_store.check_azure_binding(conn, tenant, azure, "tenants add", exclusive=True)
         tenant_store.upsert_tenant(conn, tenant, name, azure)
         tenant_store.ensure_m365_source(conn, tenant, GRAPH_MODE, azure)
     return GraphTenant(tenant, name, azure, consent_url(authority_host, azure, client_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 
 TENANT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -18,6 +19,20 @@ ALERT_STATUSES = ("active", "suppressed", "resolved")
 def is_tenant_key(value: object) -> bool:
     """A tenant key is a partition key and a NATS subject token, so its alphabet is narrow."""
     return isinstance(value, str) and TENANT_KEY_RE.fullmatch(value) is not None  # `$` alone would take "key\n"
+
+
+def azure_tenant_guid(value: str) -> str:
+    """The customer's Directory (tenant) ID in canonical form; anything else is refused."""
+    try:
+        guid = uuid.UUID(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"azure tenant id {value!r} is not a GUID: use the customer's Directory (tenant) ID, "
+            "e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47"
+        ) from None
+    if str(guid) != value.strip().lower():
+        raise ValueError(f"azure tenant id {value!r} is not in the 8-4-4-4-12 GUID form")
+    return str(guid)
 
 
 @dataclass(frozen=True)

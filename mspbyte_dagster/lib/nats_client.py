@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -176,15 +176,21 @@ class JetStream:
 
         return self._run(work)
 
-    def read(self, stream: str, after: int | None, limit: int, budget_seconds: float) -> StreamBatch:
-        """At most `limit` messages of `stream` following sequence `after` (from the first when None)."""
+    def read(
+        self, stream: str, after: int | None, limit: int, budget_seconds: float, created: str | None = None
+    ) -> StreamBatch:
+        """At most `limit` messages of `stream` following sequence `after` (from the first when None, or
+        when the stream is not the one created at `created`: it was recreated, its sequences start over)."""
 
         async def work(js: JetStreamContext) -> StreamBatch:
-            state = (await js.stream_info(stream)).state
-            start = read_start(after, state.first_seq, state.last_seq)
+            info = await js.stream_info(stream)
+            state, now_created = info.state, str(info.created)
+            same_stream = created in (None, now_created)
+            start = read_start(after if same_stream else None, state.first_seq, state.last_seq)
             if start > state.last_seq:
-                return StreamBatch(start, [], complete=True)
-            return await _read_from(js, stream, start, limit, time.monotonic() + budget_seconds)
+                return StreamBatch(start, [], complete=True, created=now_created)
+            batch = await _read_from(js, stream, start, limit, time.monotonic() + budget_seconds)
+            return replace(batch, created=now_created)
 
         return self._run(work)
 

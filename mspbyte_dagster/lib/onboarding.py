@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
@@ -53,15 +53,18 @@ class ImportRejected(ValueError):
         super().__init__("\n".join(str(e) for e in errors) + "\nnothing was imported")
 
 
-def import_snapshot(engine: Engine, snapshot: Snapshot) -> ImportedSnapshot:
-    """Store the snapshot's validated bytes and make it the tenant's current snapshot: one transaction."""
-    with engine.begin() as conn:
-        azure_id = snapshot.tenant["azureTenantId"]
-        tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
-        source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
-        snapshot_id, seq = tenant_store.record_snapshot(conn, snapshot, source_id)
+def import_snapshot(conn: Connection, snapshot: Snapshot) -> ImportedSnapshot:
+    """Store the snapshot's validated bytes and make it the tenant's current snapshot (the caller's transaction)."""
+    azure_id = snapshot.tenant["azureTenantId"]
+    tenant_store.check_azure_binding(conn, snapshot.key, azure_id, snapshot.origin)
+    tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
+    source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
+    snapshot_id, seq = tenant_store.record_snapshot(conn, snapshot, source_id)
     return ImportedSnapshot(snapshot.key, snapshot.tenant["name"], seq, snapshot_id, snapshot.origin, snapshot.counts())
 
 
 def import_folders(engine: Engine, folders: list[Path]) -> list[ImportedSnapshot]:
-    return [import_snapshot(engine, snapshot) for snapshot in read_all(folders)]
+    """One import, one transaction: every folder or none, of exactly the bytes validated."""
+    snapshots = read_all(folders)
+    with engine.begin() as conn:
+        return [import_snapshot(conn, snapshot) for snapshot in snapshots]

@@ -28,7 +28,7 @@ from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
-from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
+from mspbyte_dagster.lib.store.lease import LeaseUnavailable, process_name, tenant_lease
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
 from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
 from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
@@ -68,6 +68,7 @@ class PassOptions:
     # Graph-backed tenants: fetch a new snapshot before the pass transaction (figures, or None for files mode).
     refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
     compare: bool = False  # run both paths whatever comparison_mode says (`mspbyte compare`)
+    read_only: bool = False  # the whole pass rolled back, no ledger row (`mspbyte compare` outside Dagster)
     retention: Retention = field(default_factory=Retention)
 
     def paths(self, tenant: str) -> dict[str, str]:
@@ -339,7 +340,11 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
             except tenant_store.UnknownTenantError as unknown:
                 result.status, result.reason = "failed", str(unknown)
                 return result
-            ledger_id = ledger.start_pass(conn, tenant, options.run_id, started_at)
+            ledger_id = (
+                None
+                if options.read_only
+                else ledger.start_pass(conn, tenant, options.run_id, started_at, process_name())
+            )
         try:
             with tenant_lease(engine, tenant, options.lease_wait_seconds, options.lease_ttl):
                 lease = {"acquired_at": datetime.now(UTC).isoformat()}
@@ -347,11 +352,14 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 try:
                     if options.refresh_snapshot and "m365_snapshot" in stages:  # Graph HTTP, outside any transaction
                         fetched = options.refresh_snapshot(engine, tenant)
-                    with engine.begin() as conn:
+                    with engine.connect() as conn, conn.begin() as transaction:
                         state = _open_pass(conn, tenant, options, ledger_id)
                         _run_stages(state, stages, result, stats)
+                        if options.read_only:
+                            transaction.rollback()
                     result.status = "succeeded"
-                    _prune(engine, tenant, options.retention)
+                    if not options.read_only:
+                        _prune(engine, tenant, options.retention)
                 except TenantHeld as held:
                     result.status, result.reason = "held", str(held)
                 finally:
@@ -366,6 +374,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
         result.duration_ms = round((time.perf_counter() - clock) * 1000)
         # read before the ledger's own write (and SQLite's BEGIN) adds to them
         result.queries, result.slow_queries, query_stats = stats.total, len(stats.slow), stats.as_json()
+        if options.read_only:
+            return result
         with engine.begin() as conn:
             ledger.finish_pass(
                 conn,

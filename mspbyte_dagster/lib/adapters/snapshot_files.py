@@ -7,12 +7,13 @@ Graph adapter (a bad record is quarantined and its file marked incomplete).
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from mspbyte_dagster.lib.model import TENANT_KEY_PATTERN, is_tenant_key
+from mspbyte_dagster.lib.model import TENANT_KEY_PATTERN, azure_tenant_guid, is_tenant_key
 
 ARRAY_FILES = (
     "users",
@@ -27,6 +28,13 @@ OBJECT_FILES = ("group_members", "security_defaults")
 DATA_FILES = ARRAY_FILES + OBJECT_FILES
 SNAPSHOT_FILES = ("tenant", *DATA_FILES)
 CA_STATES = ("enabled", "disabled", "enabledForReportingButNotEnforced")
+# What the app database and a pass can take (what passes validation passes a pass).
+MAX_FILE_BYTES = 256 * 2**20  # one snapshot file; a 10,000-user users.json is about 5 MB
+MAX_ID_LENGTH = 128  # entities.external_id
+MAX_SKU_ID_LENGTH = 64  # alerts.sku_id
+MAX_COUNT = 10**9
+TIMESTAMP_YEARS = (1900, 2100)  # outside: a typo, or a clock that would mark every user stale
+CAPTURED_YEARS = (2000, 2100)
 
 Check = Callable[[object], str | None]
 
@@ -39,6 +47,25 @@ def _string(value: object) -> str | None:
     return None if isinstance(value, str) and value else "must be a non-empty string"
 
 
+def _id(limit: int = MAX_ID_LENGTH) -> Check:
+    def check(value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string"
+        return None if len(value) <= limit else f"is {len(value)} characters long, at most {limit} fit"
+
+    return check
+
+
+def _guid(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "must be a GUID string"
+    try:
+        azure_tenant_guid(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def _text(value: object) -> str | None:
     return None if isinstance(value, str) else "must be a string"
 
@@ -48,18 +75,29 @@ def _boolean(value: object) -> str | None:
 
 
 def _count(value: object) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return None if ok else "must be a whole number >= 0"
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+    return None if ok else f"must be a whole number from 0 to {MAX_COUNT}"
 
 
-def _timestamp(value: object) -> str | None:
-    if not isinstance(value, str):
-        return "must be an ISO-8601 timestamp string"
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return f"{value!r} is not an ISO-8601 timestamp"
-    return None if parsed.tzinfo is not None else f"{value!r} has no timezone (use Z for UTC)"
+def _timestamp_in(first: int, last: int) -> Check:
+    def check(value: object) -> str | None:
+        if not isinstance(value, str):
+            return "must be an ISO-8601 timestamp string"
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return f"{shown!r} is not an ISO-8601 timestamp"
+        if parsed.tzinfo is None:
+            return f"{shown!r} has no timezone (use Z for UTC)"
+        if not first <= parsed.year < last:
+            return f"{shown!r} is outside the years {first} to {last - 1}"
+        return None
+
+    return check
+
+
+_timestamp = _timestamp_in(*TIMESTAMP_YEARS)
 
 
 def _one_of(*allowed: str) -> Check:
@@ -131,26 +169,26 @@ _GRANT = _object(
         "authenticationStrength": _optional(_object({"id": _optional(_text)})),
     }
 )
-_MEMBER = _object({"@odata.type": _string, "id": _string}, required=("@odata.type", "id"))
+_MEMBER = _object({"@odata.type": _string, "id": _id()}, required=("@odata.type", "id"))
 
 # file stem -> (field checks, required fields)
 RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
     "users": (
         {
-            "id": _string,
+            "id": _id(),
             "displayName": _optional(_text),
             "userPrincipalName": _optional(_text),
             "accountEnabled": _boolean,
             "userType": _optional(_text),
             "createdDateTime": _optional(_timestamp),
-            "assignedLicenses": _optional(_array_of(_object({"skuId": _string}, required=("skuId",)))),
+            "assignedLicenses": _optional(_array_of(_object({"skuId": _id(MAX_SKU_ID_LENGTH)}, required=("skuId",)))),
             "signInActivity": _optional(_SIGN_IN),
         },
         ("id", "accountEnabled"),
     ),
     "groups": (
         {
-            "id": _string,
+            "id": _id(),
             "displayName": _optional(_text),
             "securityEnabled": _optional(_boolean),
             "mailEnabled": _optional(_boolean),
@@ -160,7 +198,7 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
     ),
     "role_definitions": (
         {
-            "id": _string,
+            "id": _id(),
             "displayName": _text,
             "templateId": _optional(_text),
             "isBuiltIn": _optional(_boolean),
@@ -169,12 +207,12 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
         ("id", "displayName"),
     ),
     "role_assignments": (
-        {"id": _string, "principalId": _string, "roleDefinitionId": _string, "directoryScopeId": _optional(_text)},
+        {"id": _id(), "principalId": _id(), "roleDefinitionId": _id(), "directoryScopeId": _optional(_text)},
         ("id", "principalId", "roleDefinitionId"),
     ),
     "conditional_access_policies": (
         {
-            "id": _string,
+            "id": _id(),
             "displayName": _optional(_text),
             "state": _one_of(*CA_STATES),
             "conditions": _CONDITIONS,
@@ -184,7 +222,7 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
     ),
     "subscribed_skus": (
         {
-            "skuId": _string,
+            "skuId": _id(MAX_SKU_ID_LENGTH),
             "skuPartNumber": _optional(_text),
             "consumedUnits": _count,
             "prepaidUnits": _optional(_object({"enabled": _count}, required=("enabled",))),
@@ -192,7 +230,7 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
         ("skuId", "consumedUnits"),
     ),
     "user_registration_details": (
-        {"id": _string, "isMfaRegistered": _boolean, "isAdmin": _optional(_boolean)},
+        {"id": _id(), "isMfaRegistered": _boolean, "isAdmin": _optional(_boolean)},
         ("id", "isMfaRegistered"),
     ),
 }
@@ -268,7 +306,7 @@ def group_members_problems(members: object) -> list[Problem]:
         return [Problem("group_members", "must hold an object: group id -> array of members")]
     problems = []
     for group_id, group_members in members.items():
-        problem = _array_of(_MEMBER)(group_members)
+        problem = _id()(group_id) and f"group id {_id()(group_id)}" or _array_of(_MEMBER)(group_members)
         if problem:
             problems.append(Problem("group_members", problem, record_id=group_id, field=group_id))
     return problems
@@ -284,8 +322,8 @@ def tenant_problems(value: object) -> list[Problem]:
         return [Problem("tenant", "must hold a JSON object")]
     fields = {
         "name": _text,
-        "azureTenantId": _string,
-        "capturedAt": _timestamp,
+        "azureTenantId": _guid,
+        "capturedAt": _timestamp_in(*CAPTURED_YEARS),
         "sources": _optional(_object({})),
     }
     problems = [Problem("tenant", m, field=f) for f, m in record_problems(value, fields, tuple(fields)[:3])]
@@ -293,7 +331,8 @@ def tenant_problems(value: object) -> list[Problem]:
         problems.append(Problem("tenant", "is missing", field="id"))
     elif not is_tenant_key(value["id"]):
         problems.append(Problem("tenant", f"{value['id']!r} does not match {TENANT_KEY_PATTERN}", field="id"))
-    for stem, source in (value.get("sources") or {}).items():
+    sources = value.get("sources")
+    for stem, source in (sources if isinstance(sources, dict) else {}).items():
         if not isinstance(source, dict) or not isinstance(source.get("complete"), bool):
             problems.append(Problem("tenant", "must be {complete: bool, reason: str}", field=f"sources.{stem}"))
     return problems
@@ -359,6 +398,30 @@ class Snapshot:
         return sum(1 for policy in policies if policy["state"] == "enabled")
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unstorable(content: object) -> str | None:
+    """Text no database column takes (a NUL byte, half a UTF-16 pair), anywhere in the file, by JSON path."""
+    pending: list[tuple[str, object]] = [("$", content)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend((f"{path}.{key}", key) for key in value)
+            pending.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return f"{path[:120]} holds a NUL character, which no database column stores"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{path[:120]} holds invalid Unicode (a lone surrogate)"
+    return None
+
+
 def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
     """Parse and validate a snapshot's files (file stem -> bytes); raises SnapshotError naming every problem."""
     contents, problems = {}, []
@@ -368,9 +431,13 @@ def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
         if stem not in raw:
             continue
         try:
-            contents[stem] = json.loads(raw[stem].decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            problems.append(Problem(stem, f"is not valid JSON: {error}"))
+            contents[stem] = json.loads(raw[stem].decode("utf-8"), parse_constant=_no_constant)
+        except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, NaN, 5,000 digits, deep nesting
+            problems.append(Problem(stem, f"is not valid JSON: {str(error)[:200] or type(error).__name__}"))
+            continue
+        unstorable = _unstorable(contents[stem])
+        if unstorable:
+            problems.append(Problem(stem, unstorable))
             continue
         problems.extend(content_problems(stem, contents[stem]))
     if problems:
@@ -387,8 +454,41 @@ def read_snapshot(folder: Path) -> Snapshot:
     folder = Path(folder)
     if not folder.is_dir():
         raise SnapshotError(folder, [Problem("tenant", f"{folder} is not a folder")])
-    raw = {stem: path.read_bytes() for stem in SNAPSHOT_FILES if (path := folder / f"{stem}.json").exists()}
+    raw, problems = {}, []
+    for stem in SNAPSHOT_FILES:
+        path = folder / f"{stem}.json"
+        try:
+            content = _read_regular(path)
+        except ValueError as problem:
+            problems.append(Problem(stem, str(problem)))
+            continue
+        if content is not None:
+            raw[stem] = content
+    if problems:
+        raise SnapshotError(folder, problems)
     return parse_snapshot(raw, str(folder))
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """A snapshot file's bytes; None when absent. A FIFO, device, folder, broken link or a file beyond
+    MAX_FILE_BYTES is refused before it is read (a FIFO would hang the import, /dev/zero fill memory)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ValueError("is a link to nothing") from None
+        return None
+    except OSError as error:  # a link loop, a name too long, no permission
+        raise ValueError(f"cannot be read ({error.strerror or type(error).__name__})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ValueError(f"is {info.st_size} bytes, more than the {MAX_FILE_BYTES} a snapshot file may have")
+    with path.open("rb") as handle:
+        content = handle.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise ValueError(f"grew past {MAX_FILE_BYTES} bytes while it was read")
+    return content
 
 
 def encode_snapshot(origin: str, tenant: dict, files: dict[str, object]) -> Snapshot:

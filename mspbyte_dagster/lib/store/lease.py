@@ -1,8 +1,9 @@
 """One pass per tenant at a time, across processes and machines.
 
 PostgreSQL: a session advisory lock, released by the server if the process
-dies. SQLite: a lease row with an expiry, so a crashed holder does not block
-the tenant forever.
+dies. SQLite: a lease row naming its holder's host and pid, with an expiry: a
+holder that died on this host is taken over at once, one elsewhere when the
+lease expires.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, text
+from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from mspbyte_dagster.lib.store.schema import tenant_leases
@@ -30,8 +31,28 @@ class LeaseUnavailable(RuntimeError):
         self.tenant = tenant
 
 
+def process_name() -> str:
+    """This process, as leases and ledger rows record it: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{process_name()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_dead_here(process: str | None) -> bool:
+    """A process recorded as `host:pid[:...]` that was on this host and has gone (a killed pass)."""
+    host, _, rest = (process or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's: only its expiry tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def advisory_key(tenant: str) -> int:
@@ -73,9 +94,11 @@ def _row_lease(engine: Engine, tenant: str, wait_seconds: float, ttl: timedelta)
         now = datetime.now(UTC)
         try:
             with engine.begin() as conn:
-                conn.execute(
-                    delete(tenant_leases).where(tenant_leases.c.tenant == tenant, tenant_leases.c.expires_at < now)
-                )
+                held_by = conn.execute(select(tenant_leases.c.holder).where(tenant_leases.c.tenant == tenant)).scalar()
+                expired_or_dead = tenant_leases.c.expires_at < now
+                if is_dead_here(held_by):  # taken over at once, not after JOB_TIMEOUT_MS
+                    expired_or_dead = tenant_leases.c.holder == held_by
+                conn.execute(delete(tenant_leases).where(tenant_leases.c.tenant == tenant, expired_or_dead))
                 conn.execute(
                     insert(tenant_leases).values(tenant=tenant, holder=holder, acquired_at=now, expires_at=now + ttl)
                 )

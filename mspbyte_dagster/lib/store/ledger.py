@@ -6,6 +6,7 @@ stays: that is what the metrics exporter and `mspbyte run` read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, or_, select, update
@@ -13,12 +14,45 @@ from sqlalchemy import Connection, insert, or_, select, update
 from mspbyte_dagster.lib.store.schema import pipeline_ledger
 
 
-def start_pass(conn: Connection, tenant: str, run_id: str | None, started_at: datetime) -> int:
+def start_pass(conn: Connection, tenant: str, run_id: str | None, started_at: datetime, process: str) -> int:
+    """The pass's row, `running`, naming the process that runs it (so a killed one can be told apart)."""
     return conn.execute(
         insert(pipeline_ledger)
-        .values(tenant=tenant, run_id=run_id, status="running", started_at=started_at, stages={}, details={})
+        .values(
+            tenant=tenant,
+            run_id=run_id,
+            status="running",
+            started_at=started_at,
+            stages={},
+            details={"process": process},
+        )
         .returning(pipeline_ledger.c.id)
     ).scalar_one()
+
+
+def fail_orphans(conn: Connection, is_dead: Callable[[str | None], bool]) -> list[str]:
+    """Close the `running` rows whose process died (a killed `mspbyte run`): failed, naming why.
+    Returns their tenants."""
+    orphans = [
+        row
+        for row in conn.execute(
+            select(pipeline_ledger.c.id, pipeline_ledger.c.tenant, pipeline_ledger.c.details).where(
+                pipeline_ledger.c.status == "running"
+            )
+        )
+        if is_dead((row.details or {}).get("process"))
+    ]
+    for row in orphans:
+        conn.execute(
+            update(pipeline_ledger)
+            .where(pipeline_ledger.c.id == row.id)
+            .values(
+                status="failed",
+                reason=f"the process running this pass ({row.details['process']}) died before it ended; "
+                "its transaction was rolled back",
+            )
+        )
+    return [row.tenant for row in orphans]
 
 
 def finish_pass(conn: Connection, ledger_id: int, tenant: str, **values) -> None:

@@ -325,3 +325,15 @@ metric_marks = Table(
     Column("source", String(32), primary_key=True),
     Column("mark", Id, nullable=False),
 )
+
+# Operator decisions about a tenant that no pass makes, with who-knows-why: kept for the record.
+tenant_changes = Table(
+    "tenant_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("at", UTCDateTime, nullable=False),
+    Column("change", String(32), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE, MICROSOFT365
-from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenants
+from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenant_changes, tenants
 from mspbyte_dagster.lib.store.snapshot_store import store_files
 
 
@@ -120,6 +120,59 @@ def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
 def tenant_keys(conn: Connection) -> list[str]:
     """Every registered tenant, in registration order (the partition order)."""
     return list(conn.execute(select(tenants.c.tenant).order_by(tenants.c.created_at, tenants.c.tenant)).scalars())
+
+
+def azure_tenant_id(conn: Connection, tenant: str) -> str | None:
+    """The Azure tenant a registered tenant is bound to (None: unknown tenant, or not known yet)."""
+    return conn.execute(select(tenants.c.azure_tenant_id).where(tenants.c.tenant == tenant)).scalar()
+
+
+class AzureTenantMismatch(ValueError):
+    """Data of one customer's Azure tenant offered under another tenant's key."""
+
+
+def check_azure_binding(conn: Connection, tenant: str, azure_id: str, origin: str, exclusive: bool = False) -> None:
+    """A tenant's Azure tenant is fixed once known (and, `exclusive`, is no other tenant's): refuse the rest."""
+    known = azure_tenant_id(conn, tenant)
+    if known is not None and known.lower() != azure_id.lower():
+        raise AzureTenantMismatch(
+            f"{origin}: tenant {tenant!r} is Azure tenant {known}, not {azure_id}: refused, nothing was changed "
+            f"(a customer that really moved: `mspbyte tenants set-azure-id {tenant} {azure_id} --reason ...`)"
+        )
+    if not exclusive:
+        return
+    other = conn.execute(
+        select(tenants.c.tenant).where(
+            func.lower(tenants.c.azure_tenant_id) == azure_id.lower(), tenants.c.tenant != tenant
+        )
+    ).scalar()
+    if other is not None:
+        raise AzureTenantMismatch(
+            f"{origin}: Azure tenant {azure_id} is already tenant {other!r}, not {tenant!r}: refused"
+        )
+
+
+def set_azure_tenant_id(conn: Connection, tenant: str, new_id: str, reason: str) -> str | None:
+    """Move a tenant to another Azure tenant (a customer that really moved), kept with the reason;
+    returns the old id."""
+    require_tenant(conn, tenant)
+    old = azure_tenant_id(conn, tenant)
+    conn.execute(
+        insert(tenant_changes).values(
+            tenant=tenant,
+            at=now(),
+            change="azure_tenant_id",
+            details={"from": old, "to": new_id},
+            reason=reason,
+        )
+    )
+    conn.execute(update(tenants).where(tenants.c.tenant == tenant).values(azure_tenant_id=new_id))
+    conn.execute(
+        update(data_sources)
+        .where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
+        .values(azure_tenant_id=new_id)
+    )
+    return old
 
 
 def require_tenant(conn: Connection, tenant: str) -> None:
