@@ -18,7 +18,7 @@ from mspbyte_dagster.lib.flag_store import (
     flag_store,
     load_flags,
 )
-from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, UnknownFlagError
+from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, UnknownFlagError, run_tags
 from mspbyte_dagster.lib.store.tenants import upsert_tenant
 from mspbyte_dagster_tests.conftest import delete_keys
 from mspbyte_dagster_tests.services import RUN_ID
@@ -94,11 +94,26 @@ def test_bad_changes_are_refused_and_nothing_is_applied(store):
     assert all(s.source in ("env", "global_off") and s.override_count == 0 for s in manager.statuses("contoso"))
 
 
-def test_redis_down_reads_fall_back_to_the_environment_with_a_warning(tenants, caplog, down_redis_url):
+def test_redis_down_never_read_falls_back_to_the_environment_with_a_warning(tenants, caplog, down_redis_url):
     down = RedisFlagStore(down_redis_url, tenants)
     manager = load_flags(down, FLAG_DEFAULTS)
     assert manager.status("new_pipeline", "contoso").source == "env"
-    assert "flag store unreachable" in caplog.text
+    assert "flag store unreachable" in caplog.text and manager.fallback.startswith("environment")
+
+
+def test_redis_down_after_an_emergency_switch_keeps_the_flags_last_read(tenants, private_redis, caplog):
+    """An emergency `new_pipeline off` must not turn back on because Redis went away."""
+    store = RedisFlagStore(private_redis.url, tenants)
+    store.set_enabled("new_pipeline", False)
+    store.set_override("batch_loading", "contoso", False)
+    assert load_flags(store, FLAG_DEFAULTS).fallback is None  # read, and kept in the app database
+    private_redis.stop()
+    manager = load_flags(store, FLAG_DEFAULTS)
+    assert not manager.is_enabled("new_pipeline", "contoso")
+    assert manager.status("batch_loading", "contoso").override is False
+    assert manager.fallback.startswith("last read at") and "Redis unreachable" in manager.fallback
+    assert run_tags(manager)["mspbyte/flags_fallback"] == manager.fallback
+    assert "using the flags last read" in caplog.text
 
 
 def test_redis_down_refuses_writes_clearly(tenants, down_redis_url):

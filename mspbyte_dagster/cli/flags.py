@@ -22,7 +22,10 @@ def store():
 def flag_manager():
     from mspbyte_dagster.lib.flag_store import load_flags
 
-    return load_flags(store(), settings().flag_defaults)
+    manager = load_flags(store(), settings().flag_defaults)
+    if manager.fallback:
+        click.echo(f"mspbyte: flags from {manager.fallback}", err=True)
+    return manager
 
 
 def show(flag: str, tenant: str | None, as_json: bool) -> None:

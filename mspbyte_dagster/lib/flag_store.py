@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import Engine, delete, insert, select, update
 
 from mspbyte_dagster.lib.flags import FLAGS, FeatureFlagManager, FlagDefault, RuntimeFlag, check_flag
-from mspbyte_dagster.lib.store.schema import flag_overrides, flag_runtime
+from mspbyte_dagster.lib.store.schema import flag_overrides, flag_runtime, flags_last_read
 from mspbyte_dagster.lib.store.tenants import require_tenant
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,32 @@ class RedisFlagStore:
             return None
         return allowed[value]
 
+    def keep_last_read(self, runtime: dict[str, RuntimeFlag], overrides: Overrides) -> None:
+        """What was read, in the app database, for when Redis does not answer (written when it changed)."""
+        if self.engine is None:
+            return
+        state = {
+            "runtime": {flag: [value.enabled, value.rollout] for flag, value in sorted(runtime.items())},
+            "overrides": sorted([flag, tenant, value] for (flag, tenant), value in overrides.items()),
+        }
+        with self.engine.begin() as conn:
+            kept = conn.execute(select(flags_last_read.c.state).where(flags_last_read.c.prefix == self.prefix)).scalar()
+            if kept == state:
+                return
+            conn.execute(delete(flags_last_read).where(flags_last_read.c.prefix == self.prefix))
+            conn.execute(insert(flags_last_read).values(prefix=self.prefix, state=state, read_at=datetime.now(UTC)))
+
+    def last_read(self) -> tuple[dict[str, RuntimeFlag], Overrides, str] | None:
+        if self.engine is None:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(flags_last_read).where(flags_last_read.c.prefix == self.prefix)).first()
+        if row is None:
+            return None
+        runtime = {flag: RuntimeFlag(*value) for flag, value in row.state["runtime"].items()}
+        overrides = {(flag, tenant): value for flag, tenant, value in row.state["overrides"]}
+        return runtime, overrides, row.read_at.isoformat(timespec="seconds")
+
     def _write(self, action) -> None:
         try:
             pipe = self.client.pipeline(transaction=True)
@@ -169,10 +195,23 @@ def flag_store(
 
 
 def load_flags(store, defaults: dict[str, FlagDefault]) -> FeatureFlagManager:
-    """Every flag read once: the environment, plus what the store holds (Redis down: environment only)."""
+    """Every flag read once: the environment, plus what the store holds. Redis down: the flags last
+    read from it (kept in the app database), so an emergency `new_pipeline off` holds; the environment
+    only if they were never read."""
     try:
         runtime, overrides = store.load()
     except redis.RedisError as error:
-        log.warning("flag store unreachable (%s): using the environment's flag values only", type(error).__name__)
-        runtime, overrides = {}, {}
+        last = store.last_read() if isinstance(store, RedisFlagStore) else None
+        if last is None:
+            log.warning(
+                "flag store unreachable (%s): no flags read before, the environment's only", type(error).__name__
+            )
+            return FeatureFlagManager(defaults, fallback="environment (Redis unreachable, no flags read before)")
+        runtime, overrides, read_at = last
+        log.warning(
+            "flag store unreachable (%s): using the flags last read from it at %s", type(error).__name__, read_at
+        )
+        return FeatureFlagManager(defaults, runtime, overrides, fallback=f"last read at {read_at} (Redis unreachable)")
+    if isinstance(store, RedisFlagStore):
+        store.keep_last_read(runtime, overrides)
     return FeatureFlagManager(defaults, runtime, overrides)

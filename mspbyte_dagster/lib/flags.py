@@ -98,10 +98,13 @@ class FeatureFlagManager:
         defaults: Mapping[str, FlagDefault],
         runtime: Mapping[str, RuntimeFlag] | None = None,
         overrides: Mapping[tuple[str, str], bool] | None = None,
+        fallback: str | None = None,
     ):
         self._defaults = dict(defaults)
         self._runtime = dict(runtime or {})
         self._overrides = dict(overrides or {})
+        # Why these values are not the run-time store's (it did not answer), or None when they are.
+        self.fallback = fallback
 
     def status(self, flag: str, tenant: str | None = None) -> FlagStatus:
         check_flag(flag)
@@ -160,4 +163,6 @@ def run_tags(manager: FeatureFlagManager) -> dict[str, str]:
             f" +{status.override_count} overrides" if status.override_count else ""
         )
     tags["mspbyte/flags_hash"] = manager.state_hash()
+    if manager.fallback:
+        tags["mspbyte/flags_fallback"] = manager.fallback
     return tags

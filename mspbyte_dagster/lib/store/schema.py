@@ -276,6 +276,15 @@ flag_runtime = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# The flags last read from Redis, per key prefix: what runs use while Redis does not answer.
+flags_last_read = Table(
+    "flags_last_read",
+    metadata,
+    Column("prefix", String(128), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("read_at", UTCDateTime, nullable=False),
+)
+
 flag_overrides = Table(
     "flag_overrides",
     metadata,

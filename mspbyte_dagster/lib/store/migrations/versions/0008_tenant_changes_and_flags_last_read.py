@@ -1,4 +1,5 @@
-"""Operator decisions about a tenant (`tenants set-azure-id`), kept with their reason.
+"""Operator decisions about a tenant (`tenants set-azure-id`), kept with their reason; and the flags
+last read from Redis, which runs use while Redis does not answer.
 
 Revision ID: 0008
 Revises: 0007
@@ -31,6 +32,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenant_changes")),
     )
 
+    op.create_table(
+        "flags_last_read",
+        sa.Column("prefix", sa.String(length=128), nullable=False),
+        sa.Column("state", sa.JSON(), nullable=False),
+        sa.Column("read_at", schema.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("prefix", name=op.f("pk_flags_last_read")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("flags_last_read")
     op.drop_table("tenant_changes")
