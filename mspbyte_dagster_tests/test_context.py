@@ -4,9 +4,11 @@ import copy
 import shutil
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mspbyte_dagster.lib.context import DataContextLoader
+from mspbyte_dagster.lib.context import DataContextLoader, _transitive_users
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
 from mspbyte_dagster.lib.legacy import LegacyContextLoader
 from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
@@ -227,3 +229,50 @@ def test_a_later_stage_alone_describes_the_snapshot_its_entities_came_from(engin
         assert DataContextLoader(conn).load("contoso").header.snapshot_id == first.snapshot_id
     processed = run_tenant_pass(engine, "contoso", ("entities", "findings"), PassOptions())
     assert "mfa_not_enforced" in processed.stages["findings"]["not_evaluated"]
+
+
+def _naive_closure(groups: dict, users: dict) -> dict[str, set[str]]:
+    """The definition, walked from every group: slow, obviously right."""
+    result = {}
+    for gid in groups:
+        seen, todo, found = {gid}, [gid], set()
+        while todo:
+            for member in groups[todo.pop()].get("members") or []:
+                if member["@odata.type"] == "#microsoft.graph.user" and member["id"] in users:
+                    found.add(member["id"])
+                elif member["@odata.type"] == "#microsoft.graph.group" and member["id"] in groups:
+                    if member["id"] not in seen:
+                        seen.add(member["id"])
+                        todo.append(member["id"])
+        result[gid] = found
+    return result
+
+
+def _groups(edges: list[tuple[int, int]], user_edges: list[tuple[int, int]], size: int) -> dict:
+    groups = {f"g{n}": {"members": []} for n in range(size)}
+    for parent, child in edges:
+        groups[f"g{parent}"]["members"].append({"@odata.type": "#microsoft.graph.group", "id": f"g{child}"})
+    for parent, user_number in user_edges:
+        groups[f"g{parent}"]["members"].append({"@odata.type": "#microsoft.graph.user", "id": f"u{user_number}"})
+    return groups
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(1, 12),
+    edges=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=30),
+    user_edges=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 6)), max_size=20),
+)
+def test_membership_closure_is_the_definition_on_any_nesting_cycles_included(size, edges, user_edges):
+    edges = [(a % size, b % size) for a, b in edges]
+    user_edges = [(a % size, u) for a, u in user_edges]
+    groups, users = _groups(edges, user_edges, size), {f"u{n}": {} for n in range(5)}  # u5, u6: not live
+    assert _transitive_users(groups, users) == _naive_closure(groups, users)
+
+
+def test_a_20000_deep_chain_of_nested_groups_is_closed_whole():
+    """Found by attack: a 30-user tenant with such a chain took 40 s a pass (quadratic walks)."""
+    depth = 20_000
+    groups = _groups([(n, n + 1) for n in range(depth - 1)] + [(depth - 1, 0)], [(depth - 1, 1), (0, 2)], depth)
+    closure = _transitive_users(groups, {"u1": {}, "u2": {}})
+    assert closure["g0"] == closure["g19999"] == closure["g12345"] == {"u1", "u2"}  # one cycle: one set
