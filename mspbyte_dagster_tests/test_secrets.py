@@ -1,0 +1,63 @@
+"""A secrets scan: with real-looking secrets configured, a full run, a failing run and the CLI leave
+none of them in Dagster's event log, run config, tags, asset metadata, the ledger, logs or output."""
+
+import logging
+
+from dagster import DagsterInstance
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+
+from mspbyte_dagster.lib.store.db import engine_for
+from mspbyte_dagster.lib.store.schema import pipeline_ledger, snapshots
+from mspbyte_dagster_tests.services import scratch_database
+from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
+
+SECRETS = {
+    "DATABASE_URL": "pg-S3cret-pw-6b1f",
+    "REDIS_URL": "redis-S3cret-pw-77aa",
+    "NATS_URL": "nats-S3cret-pw-c0de",
+    "GRAPH_CLIENT_SECRET": "graph-S3cret-9f3e~",
+    "CONVEX_API_KEY": "prod:convex-S3cret-1d2c",
+}
+
+
+def test_no_configured_secret_reaches_anything_a_person_or_a_log_sees(
+    app_env, tmp_path, monkeypatch, caplog, capfd, postgres_admin_url, redis_url, nats_url
+):
+    caplog.set_level(logging.DEBUG)
+    with scratch_database(postgres_admin_url, "_secrets") as plain:
+        url = make_url(plain).set(password=SECRETS["DATABASE_URL"]).render_as_string(hide_password=False)
+        redis = make_url(redis_url).set(password=SECRETS["REDIS_URL"]).render_as_string(hide_password=False)
+        nats = nats_url.replace("nats://", f"nats://watcher:{SECRETS['NATS_URL']}@")
+        for name, value in {"DATABASE_URL": url, "REDIS_URL": redis, "NATS_URL": nats}.items():
+            monkeypatch.setenv(name, value)
+        for name in ("GRAPH_CLIENT_SECRET", "CONVEX_API_KEY"):
+            monkeypatch.setenv(name, SECRETS[name])
+        monkeypatch.setenv("GRAPH_CLIENT_ID", "00000000-1111-4222-8333-444444444444")
+
+        outputs = []
+        for key in ("contoso", "fabrikam"):
+            outputs.append(mspbyte("tenants", "import", str(write_folder(tmp_path / key, minimal_files(key)))))
+        engine = engine_for(url)
+        with engine.begin() as conn:  # fabrikam's pass fails
+            conn.execute(update(snapshots).where(snapshots.c.tenant == "fabrikam").values(unreadable="lost"))
+        outputs += [
+            mspbyte("run", "--all"),
+            mspbyte("alerts", "list", "--json"),
+            mspbyte("flags", "list"),
+            mspbyte("flags", "set", "new_pipeline", "off"),
+            mspbyte("events", "publish", "--tenant", "contoso", "--data-source", "m365"),
+            mspbyte("tenants", "list", "--json"),
+            mspbyte("compare", "--tenant", "contoso"),
+        ]
+        instance = DagsterInstance.get()
+        seen = [repr(output) for output in outputs]
+        seen += [*capfd.readouterr(), caplog.text, repr([record.args for record in caplog.records])]
+        for run in instance.get_runs():
+            seen += [repr(run.run_config), repr(run.tags), repr(instance.all_logs(run.run_id))]
+        with engine.connect() as conn:
+            seen += [repr(row) for row in conn.execute(select(pipeline_ledger))]
+        engine.dispose()
+    assert any("fabrikam" in text and "unreadable" in text for text in seen)  # the failing run was seen
+    leaked = {name for name, secret in SECRETS.items() for text in seen if secret in text}
+    assert leaked == set()
