@@ -7,9 +7,12 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster.lib.store.schema import snapshots, tenant_changes, tenants
-from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, user, write_folder
+from mspbyte_dagster.lib.store.retention import Retention
+from mspbyte_dagster.lib.store.schema import pipeline_ledger, snapshots, tenant_changes, tenants
+from mspbyte_dagster_tests.services import free_port
+from mspbyte_dagster_tests.snapshots import import_files, minimal_files, mspbyte, user, write_folder
 
 OTHER_AZURE = "11111111-2222-4333-8444-555555555555"
 
@@ -135,3 +138,43 @@ def test_a_hostile_display_name_is_text_in_the_ui_table_and_the_terminal(app_env
     code, out, _ = mspbyte("alerts", "list")
     [line] = [line for line in out.splitlines() if "leaver" in line]
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[31mred" in line
+
+
+def test_an_unreachable_database_and_an_absurd_alert_id_are_refused_in_one_line(app_env, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/none")
+    for command in (["tenants", "list"], ["run", "--all"], ["alerts", "list"]):
+        code, _, err = mspbyte(*command)
+        assert code == 1 and "did not answer" in err and "Traceback" not in err and "hunter2" not in err
+    code, _, err = mspbyte("alerts", "suppress", "9" * 20, "--reason", "x", "--until", "2026-12-10")
+    assert code == 2 and "is not in the range" in err
+
+
+def test_a_failure_after_the_commit_is_reported_as_what_it_is_not_as_a_rolled_back_pass(engine, tmp_path, caplog):
+    """Retention runs after the pass committed: if it fails, the pass still succeeded (and says nothing
+    was pruned), it is not reported failed and rolled back."""
+    for _ in range(2):
+        import_files(engine, tmp_path / "store", minimal_files())
+    with engine.begin() as conn:  # the database refuses the prune, as a lock or a full disk would
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE DELETE ON snapshots BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE DELETE ON snapshots FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+    try:
+        result = run_tenant_pass(engine, "contoso", STAGES, PassOptions(retention=Retention(snapshots=1)))
+        assert result.status == "succeeded" and result.stages["alerts"]
+        assert "retention did not prune this time" in caplog.text
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(snapshots)).scalar() == 2
+            assert conn.execute(select(pipeline_ledger.c.status)).scalars().all() == ["succeeded"]
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse" + ("" if conn.dialect.name == "sqlite" else " ON snapshots"))
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("DROP FUNCTION refuse()")

@@ -41,7 +41,7 @@ def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
 
 
 @alerts.command("suppress")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--reason", required=True)
 @click.option(
     "--until",
@@ -65,7 +65,7 @@ def alerts_suppress(alert_id: int, reason: str, until: datetime, as_json: bool) 
 
 
 @alerts.command("history")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--json", "as_json", is_flag=True)
 @expected_errors
 def alerts_history(alert_id: int, as_json: bool) -> None:

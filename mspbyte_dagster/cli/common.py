@@ -36,6 +36,8 @@ def settings() -> Settings:
 
 def expected_errors(fn):
     """Known failures (bad input, unknown names, unmigrated database) end as one clear line."""
+    from sqlalchemy.exc import OperationalError
+
     from mspbyte_dagster.lib.flags import UnknownFlagError
     from mspbyte_dagster.lib.onboarding import ImportRejected
     from mspbyte_dagster.lib.store.alert_store import AlertNotFound
@@ -50,6 +52,12 @@ def expected_errors(fn):
             return fn(*args, **kwargs)
         except known as error:
             fail(str(error))
+        except OperationalError as error:  # the database is down, unreachable or refuses us
+            from sqlalchemy.engine import make_url
+
+            where = make_url(settings().database_url).render_as_string(hide_password=True)
+            cause = (str(error.orig or error).strip().splitlines() or ["no answer"])[0]
+            fail(f"the app database {where} did not answer: {cause}", code=1)
 
     return wrapper
 
