@@ -60,22 +60,24 @@ def test_sigkill_mid_pass_then_the_next_run_closes_the_orphans_and_matches_an_un
     folders = write_snapshots(tmp_path / "synth", tenants=3, users=3000, seed=11)
     assert mspbyte("tenants", "import", *map(str, folders))[0] == 0
     engine = engine_for(app_env["DATABASE_URL"])
-    victim = subprocess.Popen(
-        [MSPBYTE, "run", "--all"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill it once a tenant's pass is under way
-        with engine.connect() as conn:
-            if conn.execute(select(pipeline_ledger.c.id).where(pipeline_ledger.c.status == "running")).first():
-                break
-        time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    for delay in (0.9, 0.4, 0.0):  # kill points along the passes; the last one surely mid-pass
+        victim = subprocess.Popen(
+            [MSPBYTE, "run", "--all"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # once a tenant's pass is under way
+            with engine.connect() as conn:
+                if conn.execute(select(pipeline_ledger.c.id).where(pipeline_ledger.c.status == "running")).first():
+                    break
+            time.sleep(0.05)
+        time.sleep(delay)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
     with engine.connect() as conn:
         running = (
             conn.execute(select(pipeline_ledger.c.tenant).where(pipeline_ledger.c.status == "running")).scalars().all()
         )
-    assert running, "the pass was not under way when killed"
+    assert running, "no pass was under way when the last run was killed"
 
     code, out, err = mspbyte("run", "--all")  # no lease blocks, no wait for JOB_TIMEOUT_MS
     assert code == 0, err

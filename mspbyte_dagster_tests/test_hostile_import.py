@@ -75,7 +75,7 @@ def test_a_hostile_file_is_refused_naming_it_and_nothing_is_imported(case, app_e
     assert counts(app_env["DATABASE_URL"]) == (0, 0)
 
 
-@pytest.mark.parametrize("kind", ["folder", "fifo", "dangling link", "link loop"])
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "dangling link", "link loop"])
 def test_a_data_file_that_is_no_regular_file_is_refused_without_reading_it(kind, app_env, tmp_path):
     folder = write_folder(tmp_path / "bad", minimal_files())
     target = folder / "users.json"
@@ -84,6 +84,8 @@ def test_a_data_file_that_is_no_regular_file_is_refused_without_reading_it(kind,
         target.mkdir()
     elif kind == "fifo":
         os.mkfifo(target)  # reading it would wait forever
+    elif kind == "device":
+        target.symlink_to("/dev/zero")  # reading it would fill memory
     elif kind == "dangling link":
         target.symlink_to(tmp_path / "nowhere.json")
     else:
