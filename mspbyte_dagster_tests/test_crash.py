@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
-from mspbyte_dagster.lib.store.db import engine_for
+from mspbyte_dagster.lib.store.db import engine_for, reading
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
 from mspbyte_dagster.lib.store.schema import alerts, pipeline_ledger, tenant_leases
 from mspbyte_dagster.lib.store.tenants import upsert_tenant
@@ -61,13 +61,18 @@ def test_sigkill_mid_pass_then_the_next_run_closes_the_orphans_and_matches_an_un
     assert mspbyte("tenants", "import", *map(str, folders))[0] == 0
     engine = engine_for(app_env["DATABASE_URL"])
     for delay in (0.9, 0.4, 0.0):  # kill points along the passes; the last one surely mid-pass
+        with engine.connect() as conn:
+            before = conn.execute(select(func.max(pipeline_ledger.c.id))).scalar() or 0
         victim = subprocess.Popen(
             [MSPBYTE, "run", "--all"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # once a tenant's pass is under way
-            with engine.connect() as conn:
-                if conn.execute(select(pipeline_ledger.c.id).where(pipeline_ledger.c.status == "running")).first():
+        while time.monotonic() < deadline:  # once one of this victim's passes is under way
+            with reading(engine).connect() as conn:  # a reader: never holds the write lock the victim needs
+                started = select(pipeline_ledger.c.id).where(
+                    pipeline_ledger.c.status == "running", pipeline_ledger.c.id > before
+                )
+                if conn.execute(started).first():
                     break
             time.sleep(0.05)
         time.sleep(delay)

@@ -15,6 +15,7 @@ from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, Limits,
 from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import MALFORMED_BODY, FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES, read_snapshot
+from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import quarantined_records
@@ -31,6 +32,7 @@ from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
 
 graph = pytest.fixture(synthetic_graph, name="graph")
 
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 TENANT = "synth-3-000"  # the full-setup variant: P1, every file
 
 
@@ -254,3 +256,17 @@ def test_a_files_mode_tenant_is_not_read_from_graph(engine, tmp_path, graph, syn
     import_folders(engine, [synth_dir / TENANT])
     assert refresh(engine, tmp_path / "store", graph, TENANT) is None
     assert graph.requests == [] and graph.token_requests == 0
+
+
+def test_the_local_graph_serves_role_definitions_as_v1_does_without_is_privileged(tmp_path):
+    """A beta-only field must not reach the reader, or the tests would pass on a field real tenants lack."""
+    files = minimal_files("contoso")
+    files["role_definitions"].append(
+        {"id": GLOBAL_READER, "templateId": GLOBAL_READER, "displayName": "Global Reader", "isPrivileged": True}
+    )
+    write_folder(tmp_path / "graph" / "contoso", files)
+    with FakeGraph(tmp_path / "graph", client_secret=SECRET) as fake:
+        result, _ = read(fake, "contoso")
+    roles = result.files["role_definitions"]
+    assert roles and not any("isPrivileged" in role for role in roles)
+    assert all(is_privileged(role) for role in roles)  # Global Administrator and Global Reader: by the list

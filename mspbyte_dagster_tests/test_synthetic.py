@@ -89,10 +89,17 @@ def _nesting_depth(children: dict[str, list[str]], group_id: str, path: frozense
     return 1 + max((_nesting_depth(children, child, path | {group_id}) for child in below), default=0)
 
 
+# Microsoft's list of privileged built-in roles, read from the shipped data file itself.
+PRIVILEGED_DATA = (
+    Path(__file__).resolve().parent.parent / "mspbyte_dagster/lib/adapters/microsoft365/privileged_roles.json"
+)
+PRIVILEGED_LIST = set(json.loads(PRIVILEGED_DATA.read_text())["roles"])
+
+
 def _privileged(role: dict) -> bool:
-    if role.get("isPrivileged") is not None:
-        return role["isPrivileged"]
-    return "administrator" in role["displayName"].lower()
+    if role["templateId"] in PRIVILEGED_LIST or role.get("isPrivileged") is True:
+        return True
+    return role.get("isPrivileged") is None and "administrator" in role["displayName"].lower()
 
 
 def _requires_mfa_fully(policy: dict) -> bool:
@@ -380,20 +387,33 @@ def test_built_in_roles_carry_their_real_template_ids(small):
         assert roles[name]["isBuiltIn"] is True
 
 
-def test_an_administrator_role_without_is_privileged_is_assigned(small):
-    for snapshot in small:
-        unmarked = [role for role in snapshot["role_definitions"] if "isPrivileged" not in role]
-        assert unmarked
-        assert all("administrator" in role["displayName"].lower() for role in unmarked)
-        unmarked_ids = {role["id"] for role in unmarked}
-        assert any(assignment["roleDefinitionId"] in unmarked_ids for assignment in snapshot["role_assignments"])
-        assert sum("isPrivileged" in role for role in snapshot["role_definitions"]) > len(unmarked)
+def test_roles_come_as_graph_v1_serves_them_privileged_by_list_or_by_name(large):
+    """isPrivileged is beta only; the fleet assigns roles privileged by Microsoft's list alone (Global
+    Reader, Security Reader) and by their name alone (Exchange Administrator is not on the list)."""
+    assigned = set()
+    for snapshot in large:
+        assert not any("isPrivileged" in role for role in snapshot["role_definitions"])
+        roles = {role["id"]: role for role in snapshot["role_definitions"]}
+        assigned |= {
+            roles[assignment["roleDefinitionId"]]["displayName"] for assignment in snapshot["role_assignments"]
+        }
+    by_list = {name for name in assigned if "administrator" not in name.lower() and _privileged(_role(large, name))}
+    by_name = {
+        name
+        for name in assigned
+        if _role(large, name)["templateId"] not in PRIVILEGED_LIST and _privileged(_role(large, name))
+    }
+    assert by_list and by_name
+
+
+def _role(snapshots: list, name: str) -> dict:
+    return next(role for role in snapshots[0]["role_definitions"] if role["displayName"] == name)
 
 
 def test_a_custom_non_privileged_role_is_assigned(small):
     for snapshot in small:
         custom = [role for role in snapshot["role_definitions"] if not role["isBuiltIn"]]
-        assert len(custom) == 1 and custom[0]["isPrivileged"] is False
+        assert len(custom) == 1 and not _privileged(custom[0])
         assert any(assignment["roleDefinitionId"] == custom[0]["id"] for assignment in snapshot["role_assignments"])
 
 

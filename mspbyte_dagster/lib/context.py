@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
+from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
 from mspbyte_dagster.lib.store.schema import data_sources, entities, snapshots, tenants
 
@@ -99,10 +100,12 @@ class TenantContext:
 
 
 def is_privileged(role: dict) -> bool:
-    """RULES: isPrivileged when given; otherwise the display name says "administrator"."""
-    if role.get("isPrivileged") is not None:
-        return bool(role["isPrivileged"])
-    return "administrator" in (role.get("displayName") or "").lower()
+    """docs/rules.md "Admin": a built-in role Microsoft labels privileged (by templateId; Graph v1.0 never
+    sends isPrivileged), or isPrivileged true; where isPrivileged is absent or null, also a display name
+    that says "administrator"."""
+    if str(role.get("templateId") or "").lower() in PRIVILEGED_TEMPLATE_IDS or role.get("isPrivileged") is True:
+        return True
+    return role.get("isPrivileged") is None and "administrator" in (role.get("displayName") or "").lower()
 
 
 def _transitive_users(groups: dict[str, dict], users: dict[str, dict]) -> dict[str, set[str]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.model import TENANT_KEY_RE, is_tenant_key
 
 CAPTURED_AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -52,19 +53,19 @@ CUSTOM_ROLE_NAME = "Ticket Viewer (custom)"
 class _BuiltInRole:
     name: str
     template_id: str
-    is_privileged: bool | None  # None: Graph left the field out
 
 
+# As Graph v1.0 serves them: no isPrivileged. Global Reader and Security Reader are privileged by
+# Microsoft's list alone; Exchange Administrator (not on it) by its name.
 _BUILT_IN_ROLES = (
-    _BuiltInRole("Global Administrator", GLOBAL_ADMINISTRATOR, True),
-    _BuiltInRole("User Administrator", USER_ADMINISTRATOR, True),
-    _BuiltInRole("Helpdesk Administrator", HELPDESK_ADMINISTRATOR, True),
-    # Absent on purpose: only the displayName says this role is privileged.
-    _BuiltInRole("Exchange Administrator", EXCHANGE_ADMINISTRATOR, None),
-    _BuiltInRole("Security Reader", SECURITY_READER, True),
-    _BuiltInRole("Global Reader", GLOBAL_READER, True),
-    _BuiltInRole("Message Center Reader", MESSAGE_CENTER_READER, False),
-    _BuiltInRole("Directory Synchronization Accounts", DIRECTORY_SYNCHRONIZATION_ACCOUNTS, True),
+    _BuiltInRole("Global Administrator", GLOBAL_ADMINISTRATOR),
+    _BuiltInRole("User Administrator", USER_ADMINISTRATOR),
+    _BuiltInRole("Helpdesk Administrator", HELPDESK_ADMINISTRATOR),
+    _BuiltInRole("Exchange Administrator", EXCHANGE_ADMINISTRATOR),
+    _BuiltInRole("Security Reader", SECURITY_READER),
+    _BuiltInRole("Global Reader", GLOBAL_READER),
+    _BuiltInRole("Message Center Reader", MESSAGE_CENTER_READER),
+    _BuiltInRole("Directory Synchronization Accounts", DIRECTORY_SYNCHRONIZATION_ACCOUNTS),
 )
 _DRAWN_ROLES = (
     "Global Administrator",
@@ -484,16 +485,15 @@ def _role_definitions(rng: random.Random) -> list[dict[str, object]]:
     """Built-ins carry id == templateId as Graph returns them; the custom role does not."""
     definitions: list[dict[str, object]] = []
     for role in _BUILT_IN_ROLES:
-        definition: dict[str, object] = {
-            "id": role.template_id,
-            "displayName": role.name,
-            "isBuiltIn": True,
-            "isEnabled": True,
-            "templateId": role.template_id,
-        }
-        if role.is_privileged is not None:
-            definition["isPrivileged"] = role.is_privileged
-        definitions.append(definition)
+        definitions.append(
+            {
+                "id": role.template_id,
+                "displayName": role.name,
+                "isBuiltIn": True,
+                "isEnabled": True,
+                "templateId": role.template_id,
+            }
+        )
     custom_id = _guid(rng)
     definitions.append(
         {
@@ -502,7 +502,6 @@ def _role_definitions(rng: random.Random) -> list[dict[str, object]]:
             "isBuiltIn": False,
             "isEnabled": True,
             "templateId": custom_id,
-            "isPrivileged": False,
         }
     )
     return definitions
@@ -512,18 +511,11 @@ def _role_named(roles: list[dict[str, object]], name: str) -> dict[str, object]:
     return next(role for role in roles if role["displayName"] == name)
 
 
-def _is_privileged(role: dict[str, object]) -> bool:
-    """docs/rules.md "Admin": isPrivileged, else the displayName says administrator."""
-    if role.get("isPrivileged") is not None:
-        return bool(role["isPrivileged"])
-    return "administrator" in str(role["displayName"]).lower()
-
-
 def _is_admin(profile: _Profile, roles: list[dict[str, object]]) -> bool:
     """Holds a privileged role directly or through the role-assignable group (which nests no groups)."""
     if HELPDESK_GROUP in profile.groups:
         return True
-    return profile.direct_role is not None and _is_privileged(_role_named(roles, profile.direct_role))
+    return profile.direct_role is not None and is_privileged(_role_named(roles, profile.direct_role))
 
 
 def _role_assignments(

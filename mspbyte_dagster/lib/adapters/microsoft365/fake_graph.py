@@ -344,6 +344,9 @@ class FakeGraph:
             return graph_error(403, *NON_PREMIUM)
         if stem in OBJECT_FILES.values():
             return Answer(200, files[stem]) if stem in files else _denied()
+        if stem == "role_definitions" and stem in files:  # isPrivileged is beta only: v1.0 never sends it
+            v1_roles = [{k: v for k, v in role.items() if k != "isPrivileged"} for role in files[stem]]
+            return self._page(path, query, v1_roles)
         if stem:
             return self._page(path, query, files[stem]) if stem in files else _denied()
         if match := MEMBERS.match(path):
