@@ -157,6 +157,8 @@ class Settings:
     graph_client_secret: str | None = field(repr=False)
     graph_authority_host: str
     graph_base_url: str
+    graph_consent_redirect_uri: str | None
+    graph_reports_limit: int  # requests per 10 s to Graph's reports (sign-ins, registration), per tenant
     convex_api_key_set: bool
     snapshot_retention: int
     ledger_retention_days: int
@@ -195,6 +197,8 @@ class Settings:
             graph_authority_host=_url(env, "GRAPH_AUTHORITY_HOST", ("http", "https"))
             or "https://login.microsoftonline.com",
             graph_base_url=_url(env, "GRAPH_BASE_URL", ("http", "https")) or "https://graph.microsoft.com/v1.0",
+            graph_consent_redirect_uri=_url(env, "GRAPH_CONSENT_REDIRECT_URI", ("http", "https")),
+            graph_reports_limit=_int(env, "GRAPH_REPORTS_LIMIT", 5, 1),
             convex_api_key_set=_text(env, "CONVEX_API_KEY") is not None,
             snapshot_retention=_int(env, "SNAPSHOT_RETENTION", 10, 1),
             ledger_retention_days=_int(env, "LEDGER_RETENTION_DAYS", 400, 1),

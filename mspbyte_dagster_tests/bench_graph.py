@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
+from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
 from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
@@ -34,7 +34,7 @@ FAULTS = (
 
 def measure(fake: FakeGraph, key: str, batch_members: bool) -> dict:
     trust = ssl.create_default_context(cafile=fake.ca_file)
-    credentials = GraphCredentials("bench-app", "bench-secret", fake.authority_host)
+    credentials = GraphCredentials("bench-app", "bench-secret", fake.authority_host, scope=graph_scope(fake.base_url))
     with GraphConnection(credentials, fake.base_url, verify=trust) as connection:
         client = connection.tenant(key, fake.tenants()[key])
         started = time.perf_counter()

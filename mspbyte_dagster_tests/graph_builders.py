@@ -77,6 +77,7 @@ def directory(
     policies: list[dict] = (),
     skus: list[dict] = (),
     key: str = "contoso",
+    eligible: list[dict] = (),
 ) -> dict[str, object]:
     """A complete snapshot of tenant `key`: `groups` maps each group id to its direct members."""
     groups = groups or {}
@@ -89,6 +90,7 @@ def directory(
         "group_members": {gid: list(direct) for gid, direct in groups.items()},
         "role_definitions": list(roles),
         "role_assignments": list(assignments),
+        "role_eligibilities": list(eligible),
         "conditional_access_policies": list(policies),
         "security_defaults": {"id": "sd", "isEnabled": False},
         "subscribed_skus": list(skus),

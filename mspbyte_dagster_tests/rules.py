@@ -102,6 +102,19 @@ def members(*user_ids: str, groups=()) -> list[dict]:
     ]
 
 
+def strength_policy(requirements: bool | str) -> dict:
+    """An authentication strength: True is Microsoft's built-in MFA strength; a string is what a custom
+    strength's requirementsSatisfied says ("absent": Graph left it out)."""
+    if requirements is True:
+        return {
+            "id": "00000000-0000-0000-0000-000000000002",
+            "displayName": "Multifactor authentication",
+            "requirementsSatisfied": "mfa",
+        }
+    custom = {"id": "c0ffee00-0000-0000-0000-000000000001", "displayName": "Password and device (custom)"}
+    return custom if requirements == "absent" else custom | {"requirementsSatisfied": requirements}
+
+
 def ca_policy(
     pid: str,
     *,
@@ -125,12 +138,7 @@ def ca_policy(
         else {
             "operator": operator,
             "builtInControls": list(grant or ()),
-            "authenticationStrength": {
-                "id": "00000000-0000-0000-0000-000000000002",
-                "displayName": "Multifactor authentication",
-            }
-            if strength
-            else None,
+            "authenticationStrength": strength_policy(strength) if strength else None,
         }
     )
     return {
@@ -176,6 +184,7 @@ def tenant_files(
     group_members=None,
     roles=(GLOBAL_ADMIN, READER),
     assignments=(),
+    eligible=(),
     policies=(),
     security_defaults=False,
     skus=(),
@@ -184,7 +193,8 @@ def tenant_files(
     key="contoso",
     captured: datetime = CAPTURED,
 ) -> dict:
-    """A whole, complete snapshot. `assignments`: (principal id, role definition id) pairs; every user
+    """A whole, complete snapshot. `assignments` (active) and `eligible` (PIM): (principal id, role definition
+    id) pairs; every user
     has a registration record (registered) except those in `unregistered` (not) and `unrecorded` (none)."""
     group_members = dict(group_members or {})
     users = list(users)
@@ -200,6 +210,10 @@ def tenant_files(
         "role_assignments": [
             {"id": f"as-{principal}-{rid}", "principalId": principal, "roleDefinitionId": rid, "directoryScopeId": "/"}
             for principal, rid in assignments
+        ],
+        "role_eligibilities": [
+            {"id": f"el-{principal}-{rid}", "principalId": principal, "roleDefinitionId": rid, "endDateTime": None}
+            for principal, rid in eligible
         ],
         "conditional_access_policies": list(policies),
         "security_defaults": {"id": "00000000-0000-0000-0000-000000000000", "isEnabled": security_defaults},

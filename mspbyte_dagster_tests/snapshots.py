@@ -42,6 +42,7 @@ def minimal_files(key: str = "contoso", users: int = 3) -> dict[str, object]:
             {"id": "r1", "displayName": "Global Administrator", "templateId": "r1", "isPrivileged": True}
         ],
         "role_assignments": [{"id": "a1", "principalId": "u0", "roleDefinitionId": "r1", "directoryScopeId": "/"}],
+        "role_eligibilities": [{"id": "e1", "principalId": "u1", "roleDefinitionId": "r1", "endDateTime": None}],
         "conditional_access_policies": [
             {
                 "id": "p1",

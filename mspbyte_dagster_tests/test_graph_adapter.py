@@ -25,6 +25,7 @@ from mspbyte_dagster_tests.graph_fixtures import (
     SECRET,
     connect,
     folder_files,
+    read,
     register_graph_tenant,
     synthetic_graph,
 )
@@ -34,13 +35,6 @@ graph = pytest.fixture(synthetic_graph, name="graph")
 
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 TENANT = "synth-3-000"  # the full-setup variant: P1, every file
-
-
-def read(fake: FakeGraph, key: str = TENANT, policy: RetryPolicy = QUICK, **options):
-    """One tenant read through the adapter: (what it read, its client with the figures)."""
-    with connect(fake, policy) as connection:
-        client = connection.tenant(key, fake.tenants()[key])
-        return read_tenant(client, **options), client
 
 
 def refresh(engine, store_root, fake: FakeGraph, key: str, **options) -> dict | None:

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
 from mspbyte_dagster.defs.resources import GraphResource
-from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
-from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
+from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
+from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
 from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
@@ -141,7 +141,10 @@ def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
         seen += [
             zlib.decompress(content).decode() for content in conn.execute(select(snapshot_files.c.content)).scalars()
         ]
-    seen += [repr(GraphResource(client_id=CLIENT_ID, client_secret=SECRET)), repr(GraphCredentials("a", SECRET))]
+    seen += [
+        repr(GraphResource(client_id=CLIENT_ID, client_secret=SECRET)),
+        repr(GraphCredentials("a", SECRET, scope=graph_scope("https://graph.microsoft.com/v1.0"))),
+    ]
     assert all(SECRET not in text for text in seen)
     assert any("tenant ghost: the authority" in text for text in seen)
 
@@ -197,6 +200,7 @@ def test_a_quarantined_user_is_not_swept_while_its_file_is_incomplete(engine, tm
 
 def test_tenants_add_registers_a_graph_tenant_and_prints_the_consent_url(app_env, monkeypatch):
     monkeypatch.setenv("GRAPH_CLIENT_ID", CLIENT_ID)
+    monkeypatch.delenv("GRAPH_CONSENT_REDIRECT_URI", raising=False)
     code, out, err = mspbyte(
         "tenants",
         "add",
@@ -210,6 +214,8 @@ def test_tenants_add_registers_a_graph_tenant_and_prints_the_consent_url(app_env
     assert code == 0, err
     guid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
     assert f"https://login.microsoftonline.com/{guid}/adminconsent?client_id={CLIENT_ID}" in out.splitlines()
+    [warning] = [line for line in err.splitlines() if "GRAPH_CONSENT_REDIRECT_URI" in line]
+    assert "is not set" in warning and "AADSTS500113" in warning
     assert DagsterInstance.get().get_dynamic_partitions(TENANTS) == ["acme"]
     [listed] = json.loads(mspbyte("tenants", "list", "--json")[1])
     assert listed["azure_tenant_id"] == guid and listed["name"] == "Acme & <Co>"
@@ -217,6 +223,18 @@ def test_tenants_add_registers_a_graph_tenant_and_prints_the_consent_url(app_env
 
     code, _, err = mspbyte("tenants", "add", "--tenant", "other", "--name", "Other", "--azure-tenant-id", guid)
     assert code == 2 and "is already tenant 'acme'" in err
+
+
+def test_tenants_add_puts_the_consent_redirect_uri_into_the_consent_url(app_env, monkeypatch):
+    monkeypatch.setenv("GRAPH_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("GRAPH_CONSENT_REDIRECT_URI", "https://portal.msp.example/consented?via=entra")
+    guid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    code, out, err = mspbyte("tenants", "add", "--tenant", "acme", "--name", "Acme", "--azure-tenant-id", guid)
+    assert code == 0, err
+    redirect = "https%3A%2F%2Fportal.msp.example%2Fconsented%3Fvia%3Dentra"
+    consent = f"https://login.microsoftonline.com/{guid}/adminconsent?client_id={CLIENT_ID}&redirect_uri={redirect}"
+    assert consent in out.splitlines()
+    assert "GRAPH_CONSENT_REDIRECT_URI" not in err
 
 
 @pytest.mark.parametrize(
@@ -285,9 +303,11 @@ def test_the_fake_graph_command_serves_folders_with_its_switches(synth_dir):
             lines.append(line.strip())
         exports = dict(re.findall(r"export (\w+)=(\S+)", "\n".join(lines)))
         azure_ids = dict(re.findall(r"^(\S+)  azure tenant (\S+)$", "\n".join(lines), re.MULTILINE))
-        credentials = GraphCredentials(CLIENT_ID, "any", exports["GRAPH_AUTHORITY_HOST"])
+        base_url = exports["GRAPH_BASE_URL"]
+        credentials = GraphCredentials(CLIENT_ID, "any", exports["GRAPH_AUTHORITY_HOST"], scope=graph_scope(base_url))
         trust = ssl.create_default_context(cafile=exports["SSL_CERT_FILE"])
-        with GraphConnection(credentials, exports["GRAPH_BASE_URL"], verify=trust) as connection:
+        unpaced = RetryPolicy(reports_limit=1000)  # five records a page make many report pages
+        with GraphConnection(credentials, base_url, unpaced, verify=trust) as connection:
             started = time.monotonic()
             client = connection.tenant(GOOD, azure_ids[GOOD])
             read = read_tenant(client)

@@ -209,6 +209,7 @@ def everything() -> dict[str, object]:
         assignments=[assignment("u0", "r1"), assignment("u1", "r1")],
         policies=[policy("p1", includeUsers=["All"])],
         skus=[sku("s1")],
+        eligible=[assignment("u0", "r1"), assignment("u1", "r1")],
     )
 
 
@@ -220,6 +221,10 @@ def _lose_role(files):
     files["role_assignments"] = [a for a in files["role_assignments"] if a["principalId"] != "u0"]
 
 
+def _lose_eligibility(files):
+    files["role_eligibilities"] = [e for e in files["role_eligibilities"] if e["principalId"] != "u0"]
+
+
 def _lose_licence(files):
     files["users"][0]["assignedLicenses"] = []
 
@@ -227,6 +232,7 @@ def _lose_licence(files):
 REMOVALS = {
     "membership": (_leave_group, ("member_of", "g1", "u0")),
     "role assignment": (_lose_role, ("assigned_role", "r1", "u0")),
+    "eligibility": (_lose_eligibility, ("eligible_role", "r1", "u0")),
     "licence": (_lose_licence, ("has_license", "s1", "u0")),
 }
 
@@ -256,6 +262,7 @@ def test_a_user_removed_from_the_directory_loses_its_edges_even_while_a_group_st
     assert edges(engine).keys() == {
         ("member_of", "g1", "u1"),
         ("assigned_role", "r1", "u1"),
+        ("eligible_role", "r1", "u1"),
         ("applies_to", "p1", "u1"),
         ("has_license", "s1", "u1"),
     }

@@ -59,6 +59,9 @@ def test_an_mfa_policy_for_all_users_apps_and_clients_enforces_mfa_fully():
         ([], "OR", True, FULL),  # authentication strength, no built-in controls
         (["compliantDevice"], "OR", True, NOT_ENFORCED),  # strength *or* compliant device
         (["compliantDevice"], "AND", True, FULL),
+        ([], "OR", "none", NOT_ENFORCED),  # a custom strength that a password alone satisfies
+        (["compliantDevice"], "AND", "none", NOT_ENFORCED),
+        ([], "OR", "absent", NOT_ENFORCED),  # a strength whose requirements Graph did not send
         (["block"], "OR", False, NOT_ENFORCED),
     ],
     ids=[
@@ -68,6 +71,9 @@ def test_an_mfa_policy_for_all_users_apps_and_clients_enforces_mfa_fully():
         "strength-alone",
         "strength-or-device",
         "strength-and-device",
+        "password-strength-alone",
+        "password-strength-and-device",
+        "strength-without-requirements",
         "block",
     ],
 )
@@ -225,3 +231,44 @@ def test_mfa_not_registered_needs_a_registration_record():
     assert raised(analysis, "mfa_not_registered") == {"boss": "medium"}
     evaluation = evaluation_of(analysis, "mfa_not_registered")
     assert evaluation.covers("boss") and not evaluation.covers("alice")
+
+
+# --- PIM eligibility and guest objects (issue 14) -----------------------------------------------------
+
+
+def test_a_user_eligible_for_a_privileged_role_is_an_admin_for_every_severity():
+    files = tenant_files(STAFF, eligible=[admin("boss")])
+    assert mfa(files)["mfa_not_enforced"] == {"boss": "critical", "alice": "high"}
+
+
+def test_eligibility_through_a_group_makes_its_members_admins():
+    files = tenant_files(STAFF, group_members={"pim": members("boss")}, eligible=[("pim", GLOBAL_ADMIN["id"])])
+    assert context_of(files).admins == {"boss"}
+
+
+def test_eligibility_for_a_role_that_is_not_privileged_makes_no_admin():
+    files = tenant_files(STAFF, eligible=[("boss", READER["id"])])
+    assert context_of(files).admins == set()
+
+
+def test_role_targeted_policies_reach_active_holders_only():
+    """Entra applies includeRoles to users who hold the role now; an eligible user must activate it first."""
+    policy = ca_policy("admins", include_users=(), include_roles=(GA_TEMPLATE,))
+    files = tenant_files(STAFF, policies=[policy], assignments=[admin("alice")], eligible=[admin("boss")])
+    assert context_of(files).policy_users["admins"] == {"alice"}
+    assert mfa(files)["mfa_not_enforced"] == {"boss": "critical"}
+
+
+@pytest.mark.parametrize(
+    ("types", "applies"),
+    [("internalGuest,b2bCollaborationGuest", True), ("serviceProvider", True), ("none", False), ("", False)],
+)
+def test_a_policy_names_every_guest_when_its_guest_object_lists_any_guest_type(types, applies):
+    users = [person("alice"), person("guest", guest=True)]
+    policy = ca_policy("guests", include_users=())
+    policy["conditions"]["users"]["includeGuestsOrExternalUsers"] = {"guestOrExternalUserTypes": types}
+    everyone = ca_policy("all-but-guests")
+    everyone["conditions"]["users"]["excludeGuestsOrExternalUsers"] = {"guestOrExternalUserTypes": types}
+    context = context_of(tenant_files(users, policies=[policy, everyone]))
+    assert context.policy_users["guests"] == ({"guest"} if applies else set())
+    assert context.policy_users["all-but-guests"] == ({"alice"} if applies else {"alice", "guest"})

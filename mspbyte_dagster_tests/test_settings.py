@@ -16,6 +16,7 @@ def test_defaults_follow_the_design_table(tmp_path):
     assert settings.job_timeout_ms == 600_000
     assert (settings.metrics_port, settings.enable_prometheus) == (9090, True)
     assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.graph_consent_redirect_uri is None
     assert settings.flag_defaults["new_pipeline"].enabled and settings.flag_defaults["new_pipeline"].rollout == 100
     assert not settings.flag_defaults["comparison_mode"].enabled
     assert settings.flag_defaults["comparison_mode"].rollout == 0
@@ -41,6 +42,7 @@ def test_every_variable_is_read():
             "GRAPH_CLIENT_SECRET": "s3cret",
             "GRAPH_AUTHORITY_HOST": "http://127.0.0.1:8080",
             "GRAPH_BASE_URL": "http://127.0.0.1:8080/v1.0",
+            "GRAPH_CONSENT_REDIRECT_URI": "https://portal.msp.example/consented",
             "DAGSTER_HOME": "/tmp/somewhere",
         }
     )
@@ -51,6 +53,7 @@ def test_every_variable_is_read():
     assert settings.max_concurrent_jobs == 2 and settings.job_timeout_ms == 60000
     assert settings.log_level == "debug" and settings.metrics_port == 9191 and not settings.enable_prometheus
     assert settings.graph_authority_host == "http://127.0.0.1:8080"
+    assert settings.graph_consent_redirect_uri == "https://portal.msp.example/consented"
     assert str(settings.dagster_home) == "/tmp/somewhere"
 
 
@@ -67,6 +70,8 @@ def test_every_variable_is_read():
         ("LOG_LEVEL", "loud"),
         ("REDIS_URL", "localhost:6379"),
         ("NATS_URL", "http://localhost:4222"),
+        ("GRAPH_CONSENT_REDIRECT_URI", "portal.msp.example/consented"),
+        ("GRAPH_CONSENT_REDIRECT_URI", "ftp://portal.msp.example/consented"),
         ("MSPBYTE_NAMESPACE", "a.b"),
         ("MSPBYTE_NAMESPACE", "x" * 33),
     ],

@@ -46,6 +46,11 @@ def dev() -> None:
 @click.option("--skip", type=click.IntRange(0), default=0, help="Matching requests each fault lets through first.")
 @click.option("--retry-after", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option("--delay", type=click.FloatRange(0), default=5.0, show_default=True)
+@click.option(
+    "--faithful",
+    is_flag=True,
+    help="Enforce the reports limit (5 requests per 10 s per tenant) and throttle some paths without Retry-After.",
+)
 def fake_graph(
     folder: Path,
     port: int,
@@ -60,6 +65,7 @@ def fake_graph(
     skip: int,
     retry_after: float,
     delay: float,
+    faithful: bool,
 ) -> None:
     """Serve the snapshot folders in FOLDER (one per tenant) as Microsoft Graph, over HTTPS on 127.0.0.1.
 
@@ -67,7 +73,7 @@ def fake_graph(
     """
     from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 
-    graph = FakeGraph(folder, port=port, page_size=page_size)
+    graph = FakeGraph(folder, port=port, page_size=page_size, faithful=faithful)
     if not graph.tenants():
         fail(f"{folder} holds no tenant folder (a folder with tenant.json, as `mspbyte synth` writes)")
     options = {"times": times or None, "skip": skip}

@@ -93,14 +93,21 @@ def tenants_add(key: str, name: str, azure_tenant_id: str, as_json: bool) -> Non
         azure_tenant_id,
         client_id=current.graph_client_id,
         authority_host=current.graph_authority_host,
+        consent_redirect_uri=current.graph_consent_redirect_uri,
     )
     register_partitions([added.tenant])
     if as_json:
         echo_json(added.as_json())
-        return
-    click.echo(f"{added.tenant}: registered, read from Microsoft Graph (azure tenant {added.azure_tenant_id})")
-    click.echo("The customer's administrator approves the app's permissions at:")
-    click.echo(added.consent_url)
+    else:
+        click.echo(f"{added.tenant}: registered, read from Microsoft Graph (azure tenant {added.azure_tenant_id})")
+        click.echo("The customer's administrator approves the app's permissions at:")
+        click.echo(added.consent_url)
+    if not current.graph_consent_redirect_uri:
+        click.echo(
+            "warning: GRAPH_CONSENT_REDIRECT_URI is not set: Entra refuses the consent (AADSTS500113) "
+            "unless the app registration has a redirect URI",
+            err=True,
+        )
 
 
 @tenants.command("accept-drop")

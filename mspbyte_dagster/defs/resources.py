@@ -10,8 +10,8 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
-from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials
-from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
+from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
+from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
 from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS, EventStreams
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
@@ -103,8 +103,12 @@ class GraphResource(ConfigurableResource):
                     f"{' and '.join(unset)} not set: Graph-backed tenants are read with the MSP's app registration"
                 )
             authority_host = self.authority_host or settings.graph_authority_host
-            credentials = GraphCredentials(app["GRAPH_CLIENT_ID"], app["GRAPH_CLIENT_SECRET"], authority_host)
-            self._connection = GraphConnection(credentials, self.base_url or settings.graph_base_url)
+            base_url = self.base_url or settings.graph_base_url
+            credentials = GraphCredentials(
+                app["GRAPH_CLIENT_ID"], app["GRAPH_CLIENT_SECRET"], authority_host, scope=graph_scope(base_url)
+            )
+            policy = RetryPolicy(reports_limit=settings.graph_reports_limit)
+            self._connection = GraphConnection(credentials, base_url, policy)
         return self._connection
 
     def snapshot_refresher(self) -> Callable[[Engine, str], dict | None]:

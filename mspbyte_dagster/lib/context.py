@@ -20,7 +20,7 @@ from mspbyte_dagster.lib.store.schema import data_sources, entities, snapshots, 
 
 USER_ODATA = "#microsoft.graph.user"
 GROUP_ODATA = "#microsoft.graph.group"
-DIRECTORY_FILES = ("users", "groups", "group_members", "role_definitions", "role_assignments")
+DIRECTORY_FILES = ("users", "groups", "group_members", "role_definitions", "role_assignments", "role_eligibilities")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class TenantContext:
     # derived maps
     group_users: dict[str, set[str]] = field(default_factory=dict)  # transitive
     user_groups: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    role_holders: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # role id -> users
+    role_holders: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # role id -> users, active
+    eligible_holders: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # PIM: may activate
     user_roles: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     role_via_groups: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     user_skus: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -182,6 +183,16 @@ def _components(children: dict[str, list[str]]) -> tuple[dict[str, int], list[li
     return component_of, components
 
 
+def _principal_users(context: TenantContext, principal: str) -> tuple[set[str], str | None]:
+    """The users an assignment to `principal` reaches, and the group it goes through (service principals,
+    devices and unknown ids reach no user)."""
+    if principal in context.users:
+        return {principal}, None
+    if principal in context.groups:
+        return context.group_users[principal], principal
+    return set(), None
+
+
 def _users_in(context: TenantContext, group_ids: list[str]) -> set[str]:
     found: set[str] = set()
     for gid in group_ids or []:
@@ -190,6 +201,7 @@ def _users_in(context: TenantContext, group_ids: list[str]) -> set[str]:
 
 
 def _users_holding(context: TenantContext, template_ids: list[str], by_template: dict[str, list[str]]) -> set[str]:
+    """Active holders only: Conditional Access targets a role's eligible users once they activate it."""
     found: set[str] = set()
     for template in template_ids or []:
         for role_id in by_template.get(template, []):
@@ -202,6 +214,9 @@ def _targeted(context: TenantContext, targets: dict, side: str, by_template: dic
     users = targets.get(f"{side}Users") or []
     chosen: set[str] = set(context.users) if "All" in users else {u for u in users if u in context.users}
     if "GuestsOrExternalUsers" in users:
+        chosen |= context.guests
+    guest_types = (targets.get(f"{side}GuestsOrExternalUsers") or {}).get("guestOrExternalUserTypes") or ""
+    if {kind.strip() for kind in guest_types.split(",")} - {"", "none"}:  # any type listed names every guest
         chosen |= context.guests
     chosen |= _users_in(context, targets.get(f"{side}Groups"))
     chosen |= _users_holding(context, targets.get(f"{side}Roles"), by_template)
@@ -239,20 +254,18 @@ def build_context(header: TenantHeader, rows: list[EntityRow]) -> TenantContext:
             context.user_groups[uid].add(gid)
     for role_id, role in context.roles.items():
         for assignment in role.get("assignments") or []:
-            principal = assignment["principalId"]
-            if principal in context.users:
-                holders, via = {principal}, None
-            elif principal in context.groups:
-                holders, via = context.group_users[principal], principal
-            else:
-                continue
+            holders, via = _principal_users(context, assignment["principalId"])
             for uid in holders:
                 context.role_holders[role_id].add(uid)
                 context.user_roles[uid].add(role_id)
                 if via:
                     context.role_via_groups[(role_id, uid)].add(via)
-    privileged = {rid for rid, role in context.roles.items() if is_privileged(role)}
-    context.admins = {uid for uid, roles in context.user_roles.items() if roles & privileged}
+        for eligibility in role.get("eligibilities") or []:
+            context.eligible_holders[role_id] |= _principal_users(context, eligibility["principalId"])[0]
+    context.admins = set()
+    for rid, role in context.roles.items():
+        if is_privileged(role):
+            context.admins |= context.role_holders.get(rid, set()) | context.eligible_holders.get(rid, set())
     for uid, user in context.users.items():
         for licence in user.get("assignedLicenses") or []:
             context.user_skus[uid].add(licence["skuId"])

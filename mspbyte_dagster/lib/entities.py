@@ -30,13 +30,15 @@ SOURCES = {
 }
 # Fields that move without the object changing: excluded from the change hash, refreshed all the same.
 VOLATILE = {"user": ("signInActivity",), "policy": ("modifiedDateTime", "createdDateTime")}
-# entity type -> (sub-resource file, field it fills on the entity)
-SUB_RESOURCES = {
-    "group": ("group_members", "members"),
-    "role": ("role_assignments", "assignments"),
-    "user": ("user_registration_details", "registration"),
-    "tenant": ("security_defaults", "securityDefaults"),
-}
+# (entity type, sub-resource file, field it fills on the entity)
+SUB_RESOURCES = (
+    ("group", "group_members", "members"),
+    ("role", "role_assignments", "assignments"),
+    ("role", "role_eligibilities", "eligibilities"),
+    ("user", "user_registration_details", "registration"),
+    ("tenant", "security_defaults", "securityDefaults"),
+)
+LISTS = ("group_members", "role_assignments", "role_eligibilities")  # an owner absent from the file has none
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def _sub_resources(snapshot: Snapshot, stem: str) -> dict[str, object]:
     content = snapshot.files[stem]
     if stem == "group_members":
         return content
-    if stem == "role_assignments":
+    if stem in ("role_assignments", "role_eligibilities"):
         by_role = defaultdict(list)
         for assignment in content:
             by_role[assignment["roleDefinitionId"]].append(assignment)
@@ -75,12 +77,14 @@ def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
             records[entity_type] = [Record(entity_type, obj[key], obj.get(name), obj) for obj in snapshot.files[stem]]
     tenant = {k: v for k, v in snapshot.tenant.items() if k not in ("capturedAt", "sources")}
     records["tenant"] = [Record("tenant", snapshot.key, snapshot.tenant.get("name"), tenant)]
-    for entity_type, (stem, field) in SUB_RESOURCES.items():
+    for entity_type, stem, field in SUB_RESOURCES:
         if snapshot.is_complete(stem) and entity_type in records:
             owned = _sub_resources(snapshot, stem)
-            empty = [] if stem in ("group_members", "role_assignments") else None
+            empty = [] if stem in LISTS else None
+            unread = snapshot.unread(stem)
             for record in records[entity_type]:
-                record.data[field] = owned.get(record.external_id, empty)
+                if record.external_id not in unread:
+                    record.data[field] = owned.get(record.external_id, empty)
     return records
 
 
@@ -100,9 +104,10 @@ class EntityCounts:
 def _carry_over(
     conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot, records: dict[str, list[Record]]
 ) -> None:
-    """Keep the stored value of sub-resources whose file was not read whole."""
-    for entity_type, (stem, field) in SUB_RESOURCES.items():
-        if snapshot.is_complete(stem) or entity_type not in records:
+    """Keep the stored value of sub-resources whose file was not read whole, or whose owner Graph left unread."""
+    for entity_type, stem, field in SUB_RESOURCES:
+        complete = snapshot.is_complete(stem)
+        if entity_type not in records or (complete and not snapshot.unread(stem)):
             continue
         stored = dict(
             conn.execute(
@@ -114,6 +119,8 @@ def _carry_over(
             ).all()
         )
         for record in records[entity_type]:
+            if field in record.data:
+                continue  # read in this snapshot
             if field in stored.get(record.external_id, {}):
                 record.data[field] = stored[record.external_id][field]
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -54,12 +55,21 @@ class GraphTenant:
         }
 
 
-def consent_url(authority_host: str, azure_tenant_id: str, client_id: str) -> str:
-    return f"{authority_host.rstrip('/')}/{azure_tenant_id}/adminconsent?client_id={client_id}"
+def consent_url(authority_host: str, azure_tenant_id: str, client_id: str, redirect_uri: str | None = None) -> str:
+    """Without `redirect_uri` Entra refuses the consent (AADSTS500113) unless the app registration has one."""
+    query = {"client_id": client_id} | ({"redirect_uri": redirect_uri} if redirect_uri else {})
+    return f"{authority_host.rstrip('/')}/{azure_tenant_id}/adminconsent?{urlencode(query)}"
 
 
 def add_graph_tenant(
-    engine: Engine, tenant: str, name: str, azure_tenant_id: str, *, client_id: str, authority_host: str
+    engine: Engine,
+    tenant: str,
+    name: str,
+    azure_tenant_id: str,
+    *,
+    client_id: str,
+    authority_host: str,
+    consent_redirect_uri: str | None = None,
 ) -> GraphTenant:
     """Register a tenant read from Graph (or switch an imported one to Graph)."""
     if not is_tenant_key(tenant):
@@ -71,7 +81,7 @@ def add_graph_tenant(
         tenant_store.check_azure_binding(conn, tenant, azure, "tenants add", exclusive=True)
         tenant_store.upsert_tenant(conn, tenant, name, azure)
         tenant_store.ensure_m365_source(conn, tenant, GRAPH_MODE, azure)
-    return GraphTenant(tenant, name, azure, consent_url(authority_host, azure, client_id))
+    return GraphTenant(tenant, name, azure, consent_url(authority_host, azure, client_id, consent_redirect_uri))
 
 
 def graph_source(conn: Connection, tenant: str) -> GraphSource | None:

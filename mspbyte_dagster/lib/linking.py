@@ -16,7 +16,7 @@ from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import entity_relationships
 
-RELATIONSHIP_TYPES = ("member_of", "assigned_role", "applies_to", "has_license")
+RELATIONSHIP_TYPES = ("member_of", "assigned_role", "eligible_role", "applies_to", "has_license")
 EdgeKey = tuple[str, int, int]  # (relationship type, parent entity id, child entity id)
 
 
@@ -33,6 +33,9 @@ def desired_edges(context: TenantContext) -> dict[EdgeKey, dict | None]:
             via = sorted(context.role_via_groups.get((rid, uid), ()))
             direct = uid in {a["principalId"] for a in context.roles[rid].get("assignments") or []}
             edges[("assigned_role", ids[("role", rid)], ids[("user", uid)])] = {"direct": direct, "via_groups": via}
+    for rid, holders in context.eligible_holders.items():
+        for uid in holders:
+            edges[("eligible_role", ids[("role", rid)], ids[("user", uid)])] = None
     for pid, users in context.policy_users.items():
         for uid in users:
             edges[("applies_to", ids[("policy", pid)], ids[("user", uid)])] = None

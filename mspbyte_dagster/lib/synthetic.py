@@ -115,7 +115,7 @@ SECURITY, ROLE_ASSIGNABLE, UNIFIED, DISTRIBUTION = "security", "role_assignable"
 
 BREAK_GLASS_GROUP, HELPDESK_GROUP, ALL_STAFF_GROUP, SALES_GROUP = 0, 1, 2, 3
 SALES_EMEA_GROUP, SALES_MUNICH_GROUP, PROJECT_ALPHA_GROUP, PROJECT_BETA_GROUP = 4, 5, 6, 7
-CONTRACTORS_GROUP, MARKETING_GROUP = 8, 9
+CONTRACTORS_GROUP, MARKETING_GROUP, NEWSLETTER_GROUP = 8, 9, 10
 
 # (displayName, kind, parent groups): a group is a direct member of its parents.
 _GroupSpec = tuple[str, str, tuple[int, ...]]
@@ -193,6 +193,7 @@ class _Profile:
     groups: tuple[int, ...] = ()
     mfa_registered: bool = True
     registration_record: bool = True
+    eligible_role: str | None = None  # PIM: may activate it, holds it not
 
 
 # The first users of every tenant, so that even 10 users show every case.
@@ -208,8 +209,14 @@ _ARCHETYPES = (
     _Profile(guest=True, sign_in=STALE, groups=(MARKETING_GROUP,)),
     # 5 disabled user still holding a licence
     _Profile(enabled=False, sign_in=STALE, skus=(ENTERPRISEPACK,), groups=(SALES_MUNICH_GROUP,)),
-    # 6 never signed in, created long ago, licensed; 7 never signed in, new, without a registration record
-    _Profile(sign_in=NEVER_OLD, skus=(SPB, POWER_BI_STANDARD), groups=(PROJECT_ALPHA_GROUP,)),
+    # 6 never signed in, created long ago, licensed, eligible (PIM) for Global Administrator;
+    # 7 never signed in, new, without a registration record
+    _Profile(
+        sign_in=NEVER_OLD,
+        skus=(SPB, POWER_BI_STANDARD),
+        groups=(PROJECT_ALPHA_GROUP,),
+        eligible_role="Global Administrator",
+    ),
     _Profile(sign_in=NEVER_NEW, groups=(PROJECT_BETA_GROUP,), registration_record=False),
     # 8 non-interactive sign-ins only; admin only because the role's displayName says so
     _Profile(
@@ -229,8 +236,24 @@ EXCHANGE_ONLINE_APP = "00000002-0000-0ff1-ce00-000000000000"
 AZURE_MANAGEMENT_APP = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 LEGACY_CLIENTS = ("exchangeActiveSync", "other")
 ADMIN_ROLES = (GLOBAL_ADMINISTRATOR, USER_ADMINISTRATOR, HELPDESK_ADMINISTRATOR, EXCHANGE_ADMINISTRATOR)
-_PHISHING_RESISTANT = {"id": "00000000-0000-0000-0000-000000000004", "displayName": "Phishing-resistant MFA"}
-_MFA_STRENGTH = {"id": "00000000-0000-0000-0000-000000000002", "displayName": "Multifactor authentication"}
+# Built-in authentication strengths as Graph serves them in a policy: each satisfies MFA.
+_PHISHING_RESISTANT = {
+    "id": "00000000-0000-0000-0000-000000000004",
+    "displayName": "Phishing-resistant MFA",
+    "policyType": "builtIn",
+    "requirementsSatisfied": "mfa",
+}
+_MFA_STRENGTH = {
+    "id": "00000000-0000-0000-0000-000000000002",
+    "displayName": "Multifactor authentication",
+    "policyType": "builtIn",
+    "requirementsSatisfied": "mfa",
+}
+_ALL_GUEST_TYPES = {
+    "guestOrExternalUserTypes": "internalGuest,b2bCollaborationGuest,b2bCollaborationMember,"
+    "b2bDirectConnectUser,otherExternalUser,serviceProvider",
+    "externalTenants": {"@odata.type": "#microsoft.graph.conditionalAccessAllExternalTenants", "membershipKind": "all"},
+}
 
 _TENANT_NAMES = (
     "Müller & Söhne GmbH",
@@ -269,7 +292,7 @@ def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
     registrations = [
         _registration(rng, user, profile, _is_admin(profile, roles))
         for user, profile in zip(user_objects, profiles, strict=False)
-        if profile.registration_record
+        if profile.registration_record and profile.enabled  # Graph's report leaves disabled users out
     ]
 
     return {
@@ -284,6 +307,7 @@ def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
         "group_members": _group_members(groups, group_specs, user_objects, profiles),
         "role_definitions": roles,
         "role_assignments": _role_assignments(rng, user_objects, profiles, groups, roles),
+        "role_eligibilities": _role_eligibilities(user_objects, profiles, roles),
         "conditional_access_policies": _policies(rng, variant, user_objects, groups),
         "security_defaults": {
             "id": "00000000-0000-0000-0000-000000000000",
@@ -461,6 +485,8 @@ def _group(rng: random.Random, name: str, kind: str) -> dict[str, object]:
         "mailEnabled": mail_enabled,
         "mailNickname": nickname,
         "securityEnabled": kind in (SECURITY, ROLE_ASSIGNABLE),
+        # Marketing hides its membership: Graph answers it empty to an app without Member.Read.Hidden
+        "visibility": ("HiddenMembership" if name.startswith("Marketing") else "Private") if kind == UNIFIED else None,
     }
 
 
@@ -475,10 +501,21 @@ def _group_members(
     for number, (_, _, parents) in enumerate(group_specs):
         for parent in parents:
             members[parent].append({"@odata.type": "#microsoft.graph.group", "id": groups[number]["id"]})
+    for number, odata_type in _NON_USER_MEMBERS:  # members that are no user: never analysed
+        kind = odata_type.rsplit(".", 1)[1]
+        member_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{groups[number]['id']}/{kind}"))
+        members[number].append({"@odata.type": odata_type, "id": member_id})
     for user, profile in zip(users, profiles, strict=False):
         for number in profile.groups:
             members[number].append({"@odata.type": "#microsoft.graph.user", "id": user["id"]})
     return {group["id"]: direct for group, direct in zip(groups, members, strict=False)}
+
+
+_NON_USER_MEMBERS = (
+    (HELPDESK_GROUP, "#microsoft.graph.servicePrincipal"),
+    (CONTRACTORS_GROUP, "#microsoft.graph.device"),
+    (NEWSLETTER_GROUP, "#microsoft.graph.orgContact"),
+)
 
 
 def _role_definitions(rng: random.Random) -> list[dict[str, object]]:
@@ -543,6 +580,25 @@ def _role_assignments(
     ]
 
 
+def _role_eligibilities(
+    users: list[dict[str, object]], profiles: list[_Profile], roles: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """PIM eligibility schedule instances (ids derived, so the other draws stay as they were)."""
+    return [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"eligibility/{user['id']}")),
+            "principalId": user["id"],
+            "roleDefinitionId": _role_named(roles, profile.eligible_role)["id"],
+            "directoryScopeId": "/",
+            "memberType": "Direct",
+            "startDateTime": _timestamp(90 * _DAY),
+            "endDateTime": None,
+        }
+        for user, profile in zip(users, profiles, strict=False)
+        if profile.eligible_role
+    ]
+
+
 def _subscribed_skus(
     rng: random.Random, azure_tenant_id: str, users: list[dict[str, object]]
 ) -> list[dict[str, object]]:
@@ -599,7 +655,7 @@ def _policy(
     name: str,
     *,
     state: str = "enabled",
-    users: dict[str, list[str]],
+    users: dict[str, object],
     applications: tuple[str, ...] = ("All",),
     client_app_types: tuple[str, ...] = ("all",),
     operator: str = "OR",
@@ -621,7 +677,7 @@ def _policy(
     user_conditions = {
         key: users.get(key, [])
         for key in ("includeUsers", "excludeUsers", "includeGroups", "excludeGroups", "includeRoles", "excludeRoles")
-    }
+    } | {key: users.get(key) for key in ("includeGuestsOrExternalUsers", "excludeGuestsOrExternalUsers")}
     return {
         "id": _guid(rng),
         "displayName": name,
@@ -674,7 +730,7 @@ def _policies(
             _policy(
                 rng,
                 "CA004 – Guests: phishing-resistant MFA",
-                users={"includeUsers": ["GuestsOrExternalUsers"]},
+                users={"includeGuestsOrExternalUsers": _ALL_GUEST_TYPES},
                 strength=_PHISHING_RESISTANT,
             ),
             _policy(

@@ -20,6 +20,7 @@ ARRAY_FILES = (
     "groups",
     "role_definitions",
     "role_assignments",
+    "role_eligibilities",
     "conditional_access_policies",
     "subscribed_skus",
     "user_registration_details",
@@ -151,6 +152,10 @@ _USER_TARGETS = _object(
             "excludeRoles",
         )
     }
+    | {
+        name: _optional(_object({"guestOrExternalUserTypes": _optional(_text)}))
+        for name in ("includeGuestsOrExternalUsers", "excludeGuestsOrExternalUsers")
+    }
 )
 _CONDITIONS = _object(
     {
@@ -166,9 +171,12 @@ _GRANT = _object(
     {
         "operator": _optional(_one_of("OR", "AND")),
         "builtInControls": _optional(_strings),
-        "authenticationStrength": _optional(_object({"id": _optional(_text)})),
+        "authenticationStrength": _optional(
+            _object({"id": _optional(_text), "requirementsSatisfied": _optional(_text)})
+        ),
     }
 )
+_ASSIGNMENT = {"id": _id(), "principalId": _id(), "roleDefinitionId": _id(), "directoryScopeId": _optional(_text)}
 _MEMBER = _object({"@odata.type": _string, "id": _id()}, required=("@odata.type", "id"))
 
 # file stem -> (field checks, required fields)
@@ -193,6 +201,7 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
             "securityEnabled": _optional(_boolean),
             "mailEnabled": _optional(_boolean),
             "groupTypes": _optional(_strings),
+            "visibility": _optional(_text),
         },
         ("id",),
     ),
@@ -206,8 +215,9 @@ RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
         },
         ("id", "displayName"),
     ),
-    "role_assignments": (
-        {"id": _id(), "principalId": _id(), "roleDefinitionId": _id(), "directoryScopeId": _optional(_text)},
+    "role_assignments": (_ASSIGNMENT, ("id", "principalId", "roleDefinitionId")),
+    "role_eligibilities": (
+        _ASSIGNMENT | {"startDateTime": _optional(_timestamp), "endDateTime": _optional(_timestamp)},
         ("id", "principalId", "roleDefinitionId"),
     ),
     "conditional_access_policies": (
@@ -335,6 +345,8 @@ def tenant_problems(value: object) -> list[Problem]:
     for stem, source in (sources if isinstance(sources, dict) else {}).items():
         if not isinstance(source, dict) or not isinstance(source.get("complete"), bool):
             problems.append(Problem("tenant", "must be {complete: bool, reason: str}", field=f"sources.{stem}"))
+        elif _optional(_array_of(_id()))(source.get("unread")):
+            problems.append(Problem("tenant", "unread must be an array of ids", field=f"sources.{stem}.unread"))
     return problems
 
 
@@ -374,6 +386,10 @@ class Snapshot:
         """Read whole: present and not marked incomplete in tenant.json `sources`."""
         return stem in self.files and self.sources.get(stem, {}).get("complete", True)
 
+    def unread(self, stem: str) -> frozenset[str]:
+        """Owners (groups) whose part of a file Graph did not give: their stored part is kept."""
+        return frozenset(self.sources.get(stem, {}).get("unread") or ())
+
     def counts(self) -> dict[str, int]:
         counts = {}
         for stem, content in self.files.items():
@@ -390,7 +406,9 @@ class Snapshot:
 
     def incomplete(self) -> dict[str, str]:
         return {
-            stem: source.get("reason", "") for stem, source in self.sources.items() if not source.get("complete", True)
+            stem: source.get("reason", "")
+            for stem, source in self.sources.items()
+            if not source.get("complete", True) or source.get("unread")
         }
 
     def enabled_policies(self) -> int:

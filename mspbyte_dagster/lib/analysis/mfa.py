@@ -17,8 +17,9 @@ def mfa_requirement(policy: dict) -> str | None:
     grant = policy.get("grantControls") or {}
     controls = grant.get("builtInControls") or []
     and_operator = grant.get("operator") == "AND"
+    strength = grant.get("authenticationStrength") or {}
     requires = ("mfa" in controls and (and_operator or set(controls) == {"mfa"})) or (
-        grant.get("authenticationStrength") is not None and (and_operator or not controls)
+        strength.get("requirementsSatisfied") == "mfa" and (and_operator or not controls)
     )
     if not requires:
         return None
@@ -77,7 +78,8 @@ def mfa_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEvalua
                     details,
                 )
             )
-    without_record = {uid for uid, user in context.users.items() if user.get("registration") is None}
+    # Graph's report leaves disabled users out: only a member without a record is unjudged
+    without_record = {uid for uid, user in members.items() if user.get("registration") is None}
     evaluations.append(evaluation(ANALYSIS, "mfa_not_registered", registered_missing, without_record))
     for uid, user in members.items() if not registered_missing else ():
         record = user.get("registration")

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 import msal
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+
+
+def graph_scope(base_url: str) -> str:
+    """The `.default` scope of the Graph at `base_url`: a national cloud's Graph (graph.microsoft.us,
+    microsoftgraph.chinacloudapi.cn) refuses tokens issued for graph.microsoft.com."""
+    parts = urlsplit(base_url)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"{base_url!r} is not a Graph URL such as https://graph.microsoft.com/v1.0")
+    return f"{parts.scheme}://{parts.netloc}/.default"
 
 
 @dataclass(frozen=True)
 class GraphCredentials:
-    """The MSP's app registration. The secret is left out of every repr and message."""
+    """The MSP's app registration. The secret is left out of every repr and message.
+
+    `scope` is `graph_scope(base_url)` of the Graph the tokens are for; no default, so no
+    caller can pair a sovereign cloud's Graph with public-cloud tokens by leaving it out.
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
     authority_host: str = DEFAULT_AUTHORITY_HOST
+    scope: str = field(kw_only=True)
 
 
 class GraphAuthError(RuntimeError):
@@ -44,7 +58,7 @@ class TenantTokens:
 
     def token(self) -> str:
         with self._lock:
-            result = self._application().acquire_token_for_client(scopes=[GRAPH_SCOPE])
+            result = self._application().acquire_token_for_client(scopes=[self._credentials.scope])
             if "access_token" not in result:
                 raise GraphAuthError(
                     f"tenant {self.tenant}: no Graph token from {self.authority}: {result.get('error')}: "

@@ -10,6 +10,7 @@ the run.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -37,8 +38,13 @@ class RetryPolicy:
     max_attempts: int = 6  # per request
     base_delay: float = 1.0  # backoff without Retry-After: base * 2^(attempt - 1), jittered
     max_delay: float = 60.0
-    max_total_wait: float = 600.0  # every wait of one tenant's read, added up
+    max_total_wait: float = 600.0  # every wait of one tenant's read, added up (beyond the pacing below)
     timeout: float = 60.0  # one request
+    # Sign-in listings and the registration report share a limit of 5 requests per 10 s per tenant: they
+    # are paced to it, and each paced request adds its share of the window to the budget of waits, so the
+    # budget grows with the tenant's user count (a 50,000-user tenant reads ~420 such pages).
+    reports_limit: int = 5
+    reports_window: float = 10.0
 
     def backoff(self, attempt: int) -> float:
         """Between half and all of the capped delay, so clients throttled together do not retry together."""
@@ -63,6 +69,8 @@ class GraphStats:
     retries: int = 0
     throttled_waits: int = 0
     waited_seconds: float = 0.0
+    paced_requests: int = 0
+    paced_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: float) -> None:
@@ -72,14 +80,17 @@ class GraphStats:
 
     def as_json(self) -> dict:
         figures = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return figures | {"waited_seconds": round(self.waited_seconds, 2)}
+        return figures | {
+            "waited_seconds": round(self.waited_seconds, 2),
+            "paced_seconds": round(self.paced_seconds, 2),
+        }
 
 
 class GraphError(RuntimeError):
-    """Graph refused a request or never answered it."""
+    """Graph refused a request or never answered it; `code` is Graph's error code when it sent one."""
 
-    def __init__(self, tenant: str, endpoint: str, status: int | None, detail: str):
-        self.tenant, self.endpoint, self.status = tenant, endpoint, status
+    def __init__(self, tenant: str, endpoint: str, status: int | None, detail: str, code: str | None = None):
+        self.tenant, self.endpoint, self.status, self.code = tenant, endpoint, status, code
         answer = f"HTTP {status}" if status else "no answer"
         super().__init__(f"tenant {tenant}: Graph {endpoint} -> {answer}: {detail}")
 
@@ -101,17 +112,75 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def error_message(body: object) -> str:
-    """`code: message` of a Graph error body, which may come as text or parsed."""
+def _error(body: object) -> dict | None:
     if isinstance(body, str):
         try:
             body = json.loads(body)
         except ValueError:
-            return body[:200] or "empty answer"
+            return None
     error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
+    return error if isinstance(error, dict) else None
+
+
+def error_message(body: object) -> str:
+    """`code: message` of a Graph error body, which may come as text or parsed."""
+    error = _error(body)
+    if error is not None:
         return f"{error.get('code')}: {error.get('message')}"
-    return str(body)[:200]
+    return (body[:200] or "empty answer") if isinstance(body, str) else str(body)[:200]
+
+
+def error_code(body: object) -> str | None:
+    code = (_error(body) or {}).get("code")
+    return code if isinstance(code, str) else None
+
+
+def token_roles(token: str) -> frozenset[str] | None:
+    """The application permissions an access token grants (its `roles` claim); None when the token
+    is not a readable JWT. Read to know what Graph will leave out silently, never to trust it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else None
+
+
+class ReportsPace:
+    """At most `limit` requests in any `window` seconds: the reports limit Graph keeps per tenant.
+
+    Graph counts a request when it arrives, which can be after the slot was taken (a token to fetch, a
+    connection to open): a slot's time moves to when its answer came, so later requests keep the window
+    from the latest moment Graph can have counted it."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self._slots: list[list[float]] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[float, list[float]]:
+        """Reserve the next slot: (seconds to sleep before using it, the slot)."""
+        with self._lock:
+            now = time.monotonic()
+            self._slots = [slot for slot in self._slots if slot[0] > now - self.window]
+            times = sorted(slot[0] for slot in self._slots)
+            at = now if len(times) < self.limit else times[-self.limit] + self.window
+            slot = [at]
+            self._slots.append(slot)
+            return max(0.0, at - now), slot
+
+    def answered(self, slot: list[float]) -> None:
+        with self._lock:
+            slot[0] = max(slot[0], time.monotonic())
+
+
+def _holds_responses(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("responses"), list)
 
 
 class GraphConnection:
@@ -157,12 +226,14 @@ class GraphClient:
         self.connection, self.tenant, self.tokens = connection, tenant, tokens
         self.policy = connection.policy
         self.stats = GraphStats()
+        self.pace = ReportsPace(self.policy.reports_limit, self.policy.reports_window)
 
-    def collection(self, path: str, params: dict | None = None) -> Iterator[list]:
-        """The `value` of every page of a collection, following `@odata.nextLink` to the end."""
+    def collection(self, path: str, params: dict | None = None, *, paced: bool = False) -> Iterator[list]:
+        """The `value` of every page of a collection, following `@odata.nextLink` to the end; `paced`
+        requests keep to the reports limit."""
         url: str | None = self.connection.base_url + path
         while url:
-            response = self.send("GET", url, params=params)
+            response = self.send("GET", url, params=params, paced=paced)
             page = self._page(self._json(response, path), path, response.text, collection=True)
             yield page["value"]
             url, params = page.get("@odata.nextLink"), None
@@ -171,8 +242,9 @@ class GraphClient:
         response = self.send("GET", self.connection.base_url + path)
         return self._page(self._json(response, path), path, response.text, collection=False)
 
-    def batched_collections(self, paths: dict[str, str]) -> Iterator[tuple[str, list]]:
-        """Collections read through `$batch`, up to 20 requests a call: (key, page value) as pages arrive.
+    def batched_collections(self, paths: dict[str, str]) -> Iterator[tuple[str, list | GraphError]]:
+        """Collections read through `$batch`, up to 20 requests a call: (key, page value) as pages arrive,
+        or (key, GraphError) for a request Graph refused (the caller decides what one refusal costs).
 
         `paths` maps a key to a path with its query. A sub-request's own nextLink
         goes into a later batch; a throttled one is retried after its Retry-After.
@@ -181,7 +253,9 @@ class GraphClient:
         while pending:
             keys = dict(enumerate(list(pending)[:BATCH_LIMIT]))
             requests = [{"id": str(n), "method": "GET", "url": pending[key]} for n, key in keys.items()]
-            response = self.send("POST", f"{self.connection.base_url}/$batch", json_body={"requests": requests})
+            response = self.send(
+                "POST", f"{self.connection.base_url}/$batch", json_body={"requests": requests}, batch=True
+            )
             answers = self._batch_answers(response, keys)
             waits = []
             for n, answer in answers.items():
@@ -196,7 +270,10 @@ class GraphClient:
                     waits.append(self._delay(answer.get("headers") or {}, attempts[key]))
                     continue
                 if not 200 <= status < 300:
-                    raise GraphError(self.tenant, endpoint, status, error_message(answer.get("body")))
+                    body = answer.get("body")
+                    yield key, GraphError(self.tenant, endpoint, status, error_message(body), error_code(body))
+                    del pending[key]
+                    continue
                 page = self._page(answer.get("body"), endpoint, json.dumps(answer), collection=True)
                 yield key, page["value"]
                 attempts[key] = 0
@@ -209,12 +286,23 @@ class GraphClient:
                 self._pause("/$batch", max(waits), throttled=True, retries=len(waits))
 
     def send(
-        self, method: str, url: str, *, params: dict | None = None, json_body: dict | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        json_body: dict | None = None,
+        paced: bool = False,
+        batch: bool = False,
     ) -> httpx.Response:
-        """One request, retried on 429/503/504, timeouts and dropped connections, and once on a 401."""
+        """One request, retried on 429/503/504, timeouts and dropped connections, and once on a 401.
+
+        A `batch` answered with an error status but a body of sub-responses is an answer: its requests
+        were carried out, each with its own status."""
         endpoint = self._endpoint(url)
         renewed, status, problem = False, None, "no attempt"
         for attempt in range(1, self.policy.max_attempts + 1):
+            slot = self._keep_pace(endpoint) if paced else None
             token = self.tokens.token()
             headers = {"Authorization": f"Bearer {token}"}
             self.stats.add(requests=1)
@@ -225,21 +313,37 @@ class GraphClient:
                 status, problem, answer_headers = None, f"{type(error).__name__} {error}".strip(), {}
             else:
                 status = response.status_code
+                if slot is not None:
+                    self.pace.answered(slot)
                 if status == 401 and not renewed:  # revoked or expired early: one new token, one more try
                     renewed, problem = True, error_message(response.text)
                     self.tokens.renew(token)
                     self.stats.add(retries=1)
                     continue
-                if response.is_success:
+                if response.is_success or (batch and _holds_responses(response)):
                     return response
                 if status not in RETRIED_STATUSES:
-                    raise GraphError(self.tenant, endpoint, status, error_message(response.text))
+                    raise GraphError(
+                        self.tenant, endpoint, status, error_message(response.text), error_code(response.text)
+                    )
                 problem, answer_headers = error_message(response.text), response.headers
             if attempt < self.policy.max_attempts:
                 self._pause(endpoint, self._delay(answer_headers, attempt), throttled=status is not None)
         raise GraphError(
             self.tenant, endpoint, status, f"still failing after {self.policy.max_attempts} attempts ({problem})"
         )
+
+    def granted(self) -> frozenset[str] | None:
+        """The application permissions the tenant granted, as its token says; None when unknown."""
+        return token_roles(self.tokens.token())
+
+    def _keep_pace(self, endpoint: str) -> list[float]:
+        seconds, slot = self.pace.take()
+        self.stats.add(paced_requests=1, paced_seconds=seconds)
+        if seconds:
+            log.debug("tenant %s: Graph %s paced to the reports limit, %.1f s", self.tenant, endpoint, seconds)
+            time.sleep(seconds)
+        return slot
 
     def _delay(self, headers: Mapping[str, str], attempt: int) -> float:
         """Graph's Retry-After when it gave one, else backoff."""
@@ -248,13 +352,14 @@ class GraphClient:
 
     def _pause(self, endpoint: str, seconds: float, *, throttled: bool, retries: int = 1) -> None:
         """Wait before retrying, within the tenant's budget of waiting."""
-        if self.stats.waited_seconds + seconds > self.policy.max_total_wait:
+        budget = self.policy.max_total_wait + self.stats.paced_requests * self.pace.window / self.pace.limit
+        if self.stats.waited_seconds + seconds > budget:
             raise GraphError(
                 self.tenant,
                 endpoint,
                 None,
-                f"Graph asks to wait {seconds:.1f} s more, beyond the {self.policy.max_total_wait:.0f} s "
-                f"one tenant may wait in all ({self.stats.waited_seconds:.1f} s waited)",
+                f"Graph asks to wait {seconds:.1f} s more, beyond the {budget:.0f} s "
+                f"this tenant may wait in all ({self.stats.waited_seconds:.1f} s waited)",
             )
         self.stats.add(retries=retries, throttled_waits=int(throttled), waited_seconds=seconds)
         log.info(

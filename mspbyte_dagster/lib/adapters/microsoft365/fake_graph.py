@@ -1,13 +1,24 @@
 """A local Microsoft Graph for development and tests: snapshot folders served over HTTPS on 127.0.0.1.
 
-It answers like Graph where the adapter depends on it: the OpenID
-configuration and token endpoint msal uses, `@odata.nextLink` paging,
-`$select`, `$top`, `$batch` with a status per request; and it can misbehave
-the way real tenants do: 429 with Retry-After, 503/504, slow answers,
-malformed pages, tokens refused before their expiry (401), and tenants without
-Entra ID P1 (403 on signInActivity and on the registration report). HTTPS
-because msal takes no other authority: the server makes a self-signed
-certificate and clients trust `ca_file`.
+It answers like Graph v1.0 where the adapter depends on it: the OpenID
+configuration and token endpoint msal uses (tokens are JWTs whose `roles` claim
+lists the permissions granted, issued only for this Graph's own scope),
+`@odata.nextLink` paging, `$select`, each endpoint's `$top` limit (120 users a
+page with signInActivity; refused where Graph takes no `$top`), `$filter` on
+role assignments, `$batch` with a status per request and the answers in any
+order, PIM eligibility, group members that are devices, contacts and service
+principals, hidden membership answered empty without Member.Read.Hidden, and a
+registration report without disabled users.
+
+It can misbehave the way real tenants do: 429 with or without Retry-After,
+503/504, slow answers, malformed pages, tokens refused before their expiry
+(401), a batch whose own status is an error, tenants without Entra ID P1 (403,
+or 400 AadPremiumLicenseRequired, on signInActivity and the registration
+report) or P2 (400 on PIM), groups deleted between listing and reading (404)
+or refused (403), role assignments that want a filter, and, `faithful`, the
+reports limit of 5 requests per 10 s per tenant. HTTPS because msal takes no
+other authority: the server makes a self-signed certificate and clients trust
+`ca_file`.
 
 The folder holds one snapshot folder per tenant (as `mspbyte synth` writes
 them); a token's tenant is the folder whose `azureTenantId` it was asked for.
@@ -16,9 +27,11 @@ A file missing from a folder answers 403, like a permission not granted.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import logging
+import random
 import re
 import secrets
 import shutil
@@ -46,25 +59,42 @@ log = logging.getLogger(__name__)
 VERSION = "/v1.0"
 DEFAULT_PAGE = 100  # Graph's page when no $top is given
 MAX_TOP = 999
+SIGN_IN_TOP = 120  # users with signInActivity
 COLLECTION_FILES = {
     "/users": "users",
     "/groups": "groups",
     "/roleManagement/directory/roleDefinitions": "role_definitions",
     "/roleManagement/directory/roleAssignments": "role_assignments",
+    "/roleManagement/directory/roleEligibilityScheduleInstances": "role_eligibilities",
     "/identity/conditionalAccess/policies": "conditional_access_policies",
     "/subscribedSkus": "subscribed_skus",
     "/reports/authenticationMethods/userRegistrationDetails": "user_registration_details",
 }
+TOP_PATHS = ("/users", "/groups", "/reports/authenticationMethods/userRegistrationDetails")  # and members
+REPORTS_PATH = "/reports/authenticationMethods/userRegistrationDetails"
+PERMISSIONS = frozenset(
+    {
+        "User.Read.All",
+        "AuditLog.Read.All",
+        "GroupMember.Read.All",
+        "Member.Read.Hidden",
+        "RoleManagement.Read.Directory",
+        "Policy.Read.All",
+        "Organization.Read.All",
+    }
+)
+ASSIGNMENT_FILTER = re.compile(r"^(roleDefinitionId|principalId) eq '([^']*)'$")
 OBJECT_FILES = {"/policies/identitySecurityDefaultsEnforcementPolicy": "security_defaults"}
 MEMBERS = re.compile(r"^/groups/([^/]+)/members$")
 OPENID = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-FAULT_KINDS = ("throttle", "unavailable", "slow", "malformed", "expired_token")
+FAULT_KINDS = ("throttle", "unavailable", "slow", "malformed", "expired_token", "non_premium", "batch_status")
 MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 NON_PREMIUM = (
     "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
     "Neither tenant is B2C or tenant doesn't have premium license",
 )
+LICENCE_REQUIRED = ("AadPremiumLicenseRequired", "The tenant needs an AAD Premium P2 license.")
 HANDLER_TIMEOUT = 120
 
 
@@ -83,7 +113,7 @@ class Fault:
     skip: int = 0
     tenant: str | None = None
     retry_after: float | None = None  # throttle, unavailable: the Retry-After sent
-    status: int = 503  # unavailable: 503 or 504
+    status: int = 503  # unavailable: 503 or 504; batch_status: the batch's own status
     delay: float = 1.0  # slow: seconds before the answer
     hits: int = 0
     _seen: int = field(default=0, repr=False)
@@ -124,12 +154,24 @@ class FakeGraph:
         page_size: int = MAX_TOP,
         client_secret: str | None = None,
         token_lifetime: int = 3599,
+        faithful: bool = False,
+        seed: int = 0,
     ):
         self.folder = Path(folder)
         self.page_size = page_size
         self.token_lifetime = token_lifetime
         self.faults: list[Fault] = []
-        self.without_p1: set[str] = set()  # azure tenant ids
+        self.without_p1: dict[str, int] = {}  # azure tenant id -> the status its refusal comes with
+        self.without_p2: set[str] = set()
+        self.filter_required: set[str] = set()  # tenants whose role assignments answer 400 without a filter
+        self.permissions: dict[str, frozenset[str]] = {}  # azure tenant id -> granted, where not all
+        self.deleted_groups: set[str] = set()  # listed, but their members answer 404
+        self.denied_groups: set[str] = set()  # their members answer 403
+        self.reports_window = 10.0 if faithful else None  # the reports limit, enforced: 5 per window
+        if faithful:  # throttling as Graph does it on some paths: 429s that say nothing of when to retry
+            self.faults += [Fault("throttle", "/groups", times=2, skip=1), Fault("throttle", "/subscribedSkus")]
+        self._reports: dict[str, list[float]] = {}
+        self._random = random.Random(seed)
         self.requests: list[str] = []  # "GET /users", "POST /$batch", "$batch GET /groups/<id>/members"
         self.token_requests = 0
         self.most_in_flight: dict[str, int] = {}  # "all", and per azure tenant id: most requests answered at once
@@ -137,7 +179,7 @@ class FakeGraph:
         self._client_secret = client_secret
         self._port = port
         self._lock = threading.Lock()
-        self._tokens: dict[str, str] = {}  # access token -> azure tenant id
+        self._tokens: dict[str, tuple[str, frozenset[str]]] = {}  # access token -> (azure tenant id, roles)
         self._tenants: dict[str, dict] = {}  # azure tenant id -> {"tenant": tenant.json, stem: content}
         self._server: _Server | None = None
         self._certificates: Path | None = None
@@ -165,9 +207,23 @@ class FakeGraph:
             self.faults.append(fault)
         return fault
 
-    def remove_p1(self, tenant: str) -> None:
-        """The tenant loses Entra ID P1/P2: signInActivity and the registration report answer 403."""
-        self.without_p1.add(self._azure_id(tenant))
+    def remove_p1(self, tenant: str, status: int = 403) -> None:
+        """The tenant loses Entra ID P1/P2: signInActivity and the registration report answer 403 (or 400
+        AadPremiumLicenseRequired, as some tenants do); with P1, PIM goes too."""
+        self.without_p1[self._azure_id(tenant)] = status
+        self.remove_p2(tenant)
+
+    def remove_p2(self, tenant: str) -> None:
+        """The tenant has no Entra ID P2 or Governance: PIM eligibility answers 400 AadPremiumLicenseRequired."""
+        self.without_p2.add(self._azure_id(tenant))
+
+    def grant(self, tenant: str, permissions: frozenset[str]) -> None:
+        """The application permissions the tenant's administrator consented to (tokens issued from now)."""
+        self.permissions[self._azure_id(tenant)] = frozenset(permissions)
+
+    def require_filter(self, tenant: str) -> None:
+        """Role assignments answer 400 unless filtered, as on older tenants."""
+        self.filter_required.add(self._azure_id(tenant))
 
     def tenants(self) -> dict[str, str]:
         """Tenant key -> azure tenant id, for every folder served."""
@@ -250,9 +306,18 @@ class FakeGraph:
             return entra_error(400, "invalid_request", "AADSTS900144: grant_type and client_id are required.")
         if not form.get("client_secret") or (self._client_secret and form["client_secret"] != self._client_secret):
             return entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        token = secrets.token_urlsafe(32)
+        if form.get("scope") != f"{self.authority_host}/.default":
+            return entra_error(
+                400,
+                "invalid_resource",
+                f"AADSTS500011: The resource principal named {form.get('scope')} was not found.",
+            )
+        roles = self.permissions.get(azure_id, PERMISSIONS)
+        token = _jwt(
+            {"tid": azure_id, "aud": self.authority_host, "roles": sorted(roles), "nonce": secrets.token_hex(8)}
+        )
         with self._lock:
-            self._tokens[token] = azure_id
+            self._tokens[token] = (azure_id, roles)
         return Answer(
             200,
             {
@@ -266,7 +331,7 @@ class FakeGraph:
     def _graph(self, method: str, path: str, query: dict, authorization: str, body: bytes) -> Answer:
         token = authorization.removeprefix("Bearer ")
         with self._lock:
-            azure_id = self._tokens.get(token)
+            azure_id, roles = self._tokens.get(token, (None, frozenset()))
             self.requests.append(f"{method} {path}")
         if azure_id is None:
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
@@ -276,10 +341,10 @@ class FakeGraph:
             return graph_error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         with self._answering(azure_id):
             if method == "POST" and path == "/$batch":
-                return self._faulty(azure_id, path) or self._batch(azure_id, body)
+                return self._faulty(azure_id, path) or self._batch(azure_id, roles, body)
             if method != "GET":
                 return graph_error(405, "Request_BadRequest", f"{method} is not supported on {path}")
-            return self._faulty(azure_id, path) or self._resource(azure_id, path, query)
+            return self._faulty(azure_id, path, query) or self._resource(azure_id, roles, path, query)
 
     @contextmanager
     def _answering(self, azure_id: str) -> Iterator[None]:
@@ -301,12 +366,17 @@ class FakeGraph:
             tenants = (azure_id, self._tenants[azure_id]["tenant"]["id"])
             return next((f for f in self.faults if f.kind in kinds and f.strikes(tenants, path)), None)
 
-    def _faulty(self, azure_id: str, path: str) -> Answer | None:
-        """The injected misbehaviour for this request, if one strikes; a slow one only delays the answer."""
-        fault = self._fault(("throttle", "unavailable", "slow", "malformed"), azure_id, path)
+    def _faulty(self, azure_id: str, path: str, query: dict | None = None) -> Answer | None:
+        """The injected misbehaviour for this request, if one strikes (a slow one only delays the answer),
+        or the reports limit's 429."""
+        if (wait := self._over_reports_limit(azure_id, path, query or {})) is not None:
+            return graph_error(429, "TooManyRequests", "Too many requests.", {"Retry-After": f"{wait:.0f}"})
+        fault = self._fault(("throttle", "unavailable", "slow", "malformed", "non_premium"), azure_id, path)
         if fault is None:
             return None
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        if fault.kind == "non_premium":  # as P1 tenants have been told now and then
+            return graph_error(403, *NON_PREMIUM)
         if fault.kind == "throttle":
             return graph_error(429, "TooManyRequests", "Too many requests, retry later.", headers)
         if fault.kind == "unavailable":
@@ -316,7 +386,21 @@ class FakeGraph:
         time.sleep(fault.delay)
         return None
 
-    def _batch(self, azure_id: str, body: bytes) -> Answer:
+    def _over_reports_limit(self, azure_id: str, path: str, query: dict) -> float | None:
+        """Seconds until a slot frees when this reports request exceeds 5 per window (faithful only)."""
+        reports = path == REPORTS_PATH or (path == "/users" and "signInActivity" in query.get("$select", ""))
+        if self.reports_window is None or not reports:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            sent = [at for at in self._reports.get(azure_id, []) if at > now - self.reports_window]
+            self._reports[azure_id] = sent
+            if len(sent) >= 5:
+                return max(1.0, sent[0] + self.reports_window - now)
+            sent.append(now)
+        return None
+
+    def _batch(self, azure_id: str, roles: frozenset[str], body: bytes) -> Answer:
         try:
             requests = json.loads(body)["requests"]
             steps = [(str(r["id"]), r["method"], urlsplit(r["url"])) for r in requests]
@@ -329,42 +413,87 @@ class FakeGraph:
             path = "/" + url.path.lstrip("/")
             with self._lock:
                 self.requests.append(f"$batch {method} {path}")
-            answer = self._faulty(azure_id, path) or self._resource(azure_id, path, dict(parse_qsl(url.query)))
+            query = dict(parse_qsl(url.query))
+            answer = self._faulty(azure_id, path, query) or self._resource(azure_id, roles, path, query)
             headers = {"Content-Type": "application/json", **answer.headers}
             responses.append({"id": step_id, "status": answer.status, "headers": headers, "body": answer.body})
-        return Answer(200, {"responses": responses})
+        self._random.shuffle(responses)  # Graph answers in the order the requests finish
+        fault = self._fault(("batch_status",), azure_id, "/$batch")
+        return Answer(fault.status if fault else 200, {"responses": responses})
 
-    def _resource(self, azure_id: str, path: str, query: dict) -> Answer:
+    def _resource(self, azure_id: str, roles: frozenset[str], path: str, query: dict) -> Answer:
         files = self._tenants[azure_id]
-        premium = azure_id not in self.without_p1
         stem = COLLECTION_FILES.get(path) or OBJECT_FILES.get(path)
-        if not premium and (
-            stem == "user_registration_details" or (stem == "users" and "signInActivity" in query.get("$select", ""))
-        ):
-            return graph_error(403, *NON_PREMIUM)
+        refused = self._licence_refusal(azure_id, stem, query)
+        if refused:
+            return refused
         if stem in OBJECT_FILES.values():
             return Answer(200, files[stem]) if stem in files else _denied()
-        if stem == "role_definitions" and stem in files:  # isPrivileged is beta only: v1.0 never sends it
+        if stem and stem not in files:
+            return _denied()
+        if stem == "role_definitions":  # isPrivileged is beta only: v1.0 never sends it
             v1_roles = [{k: v for k, v in role.items() if k != "isPrivileged"} for role in files[stem]]
             return self._page(path, query, v1_roles)
+        if stem == "role_assignments":
+            return self._assignments(azure_id, path, query, files[stem])
+        if stem == "user_registration_details":  # Graph leaves disabled users out of the report
+            disabled = {u["id"] for u in files.get("users", []) if u.get("accountEnabled") is False}
+            return self._page(path, query, [r for r in files[stem] if r.get("id") not in disabled])
         if stem:
-            return self._page(path, query, files[stem]) if stem in files else _denied()
+            return self._page(path, query, files[stem])
         if match := MEMBERS.match(path):
-            if "group_members" not in files:
-                return _denied()
-            members = files["group_members"].get(match.group(1))
-            if members is None:
-                return graph_error(404, "Request_ResourceNotFound", f"Resource '{match.group(1)}' does not exist.")
-            return self._page(path, query, members)
+            return self._members(files, roles, match.group(1), path, query)
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{path}'.")
 
+    def _licence_refusal(self, azure_id: str, stem: str | None, query: dict) -> Answer | None:
+        """What a tenant without the licence a read needs answers."""
+        sign_in = stem == "users" and "signInActivity" in query.get("$select", "")
+        if azure_id in self.without_p1 and (stem == "user_registration_details" or sign_in):
+            if self.without_p1[azure_id] == 400:
+                return graph_error(400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium P1 license.")
+            return graph_error(403, *NON_PREMIUM)
+        if azure_id in self.without_p2 and stem == "role_eligibilities":
+            return graph_error(400, *LICENCE_REQUIRED)
+        return None
+
+    def _assignments(self, azure_id: str, path: str, query: dict, assignments: list) -> Answer:
+        """`$filter` on roleDefinitionId or principalId; required on some tenants."""
+        if "$filter" not in query:
+            if azure_id in self.filter_required:
+                return graph_error(400, "Request_UnsupportedQuery", "A filter is required on this resource.")
+            return self._page(path, query, assignments)
+        match = ASSIGNMENT_FILTER.match(query["$filter"])
+        if not match:
+            return graph_error(400, "Request_UnsupportedQuery", f"Unsupported filter: {query['$filter']}")
+        chosen = [a for a in assignments if a.get(match.group(1)) == match.group(2)]
+        return self._page(path, query, chosen)
+
+    def _members(self, files: dict, roles: frozenset[str], group_id: str, path: str, query: dict) -> Answer:
+        if "group_members" not in files:
+            return _denied()
+        members = files["group_members"].get(group_id)
+        if members is None or group_id in self.deleted_groups:
+            return graph_error(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist.")
+        if group_id in self.denied_groups:
+            return _denied()
+        group = next((g for g in files.get("groups", []) if g.get("id") == group_id), {})
+        if group.get("visibility") == "HiddenMembership" and "Member.Read.Hidden" not in roles:
+            members = []  # Graph says nothing is hidden: it answers an empty page
+        return self._page(path, query, members)
+
     def _page(self, path: str, query: dict, records: list) -> Answer:
-        top = int(query.get("$top", DEFAULT_PAGE))
-        if not 1 <= top <= MAX_TOP:
+        takes_top = path in TOP_PATHS or MEMBERS.match(path)
+        if "$top" in query and not takes_top:
+            return graph_error(
+                400, "Request_UnsupportedQuery", f"The query parameter '$top' is not supported on {path}."
+            )
+        most = SIGN_IN_TOP if "signInActivity" in query.get("$select", "") else MAX_TOP
+        top = int(query.get("$top", DEFAULT_PAGE if takes_top else MAX_TOP))
+        if not 1 <= top <= most:
             return graph_error(
                 400,
                 "Request_UnsupportedQuery",
-                f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_TOP} inclusive.",
+                f"Invalid page size specified: '{top}'. Must be between 1 and {most} inclusive.",
             )
         start, size = int(query.get("$skiptoken", 0)), min(top, self.page_size)
         window = records[start : start + size]
@@ -380,6 +509,15 @@ class FakeGraph:
 def entra_error(status: int, error: str, description: str) -> Answer:
     """An answer of the token service (Entra ID), which has its own error shape."""
     return Answer(status, {"error": error, "error_description": description})
+
+
+def _jwt(claims: dict) -> str:
+    """An access token shaped like Entra's (header.claims.signature); only this server checks it."""
+
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}.{secrets.token_urlsafe(16)}"
 
 
 def _unknown_tenant(azure_id: str) -> Answer:
