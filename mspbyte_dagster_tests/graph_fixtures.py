@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
-from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, Limits, RetryPolicy
+from mspbyte_dagster.lib.adapters.microsoft365.client import DEFAULT_LIMITS, GraphConnection, Limits, RetryPolicy
 from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.graph_sync import add_graph_tenant
@@ -30,7 +30,7 @@ def synthetic_graph(synth_dir):
 
 
 def connect(
-    fake: FakeGraph, policy: RetryPolicy = QUICK, secret: str = SECRET, limits: Limits = Limits()
+    fake: FakeGraph, policy: RetryPolicy = QUICK, secret: str = SECRET, limits: Limits = DEFAULT_LIMITS
 ) -> GraphConnection:
     credentials = GraphCredentials(CLIENT_ID, secret, fake.authority_host, scope=graph_scope(fake.base_url))
     trust = ssl.create_default_context(cafile=fake.ca_file)

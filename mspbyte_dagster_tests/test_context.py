@@ -82,11 +82,11 @@ def engines(request, engine, database_url, tmp_path):
         engine_for(other).dispose()
 
 
-def import_and_run(engine, store, folders, stages, options=PassOptions()) -> list[str]:
+def import_and_run(engine, store, folders, stages, options=None) -> list[str]:
     """Import the folders and run `stages` for each tenant; returns the tenant keys."""
     keys = [imported.tenant for imported in import_folders(engine, folders)]
     for key in keys:
-        result = run_tenant_pass(engine, key, stages, options)
+        result = run_tenant_pass(engine, key, stages, options or PassOptions())
         assert result.status == "succeeded", (key, result.reason)
     return keys
 
@@ -240,10 +240,13 @@ def _naive_closure(groups: dict, users: dict) -> dict[str, set[str]]:
             for member in groups[todo.pop()].get("members") or []:
                 if member["@odata.type"] == "#microsoft.graph.user" and member["id"] in users:
                     found.add(member["id"])
-                elif member["@odata.type"] == "#microsoft.graph.group" and member["id"] in groups:
-                    if member["id"] not in seen:
-                        seen.add(member["id"])
-                        todo.append(member["id"])
+                elif (
+                    member["@odata.type"] == "#microsoft.graph.group"
+                    and member["id"] in groups
+                    and member["id"] not in seen
+                ):
+                    seen.add(member["id"])
+                    todo.append(member["id"])
         result[gid] = found
     return result
 

@@ -48,9 +48,8 @@ def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(sqlite_url
             with tenant_lease(engine, "contoso", 1.0, timedelta(minutes=1)):
                 pass
         else:
-            with pytest.raises(LeaseUnavailable):
-                with tenant_lease(engine, "contoso", 0.5, timedelta(minutes=1)):
-                    pass
+            with pytest.raises(LeaseUnavailable), tenant_lease(engine, "contoso", 0.5, timedelta(minutes=1)):
+                pass
 
 
 @pytest.mark.slow

@@ -40,9 +40,8 @@ def registered(engine):
 def test_a_second_holder_waits_then_skips(registered):
     with tenant_lease(registered, "contoso", 1, TTL):
         started = time.monotonic()
-        with pytest.raises(LeaseUnavailable, match="contoso"):
-            with tenant_lease(registered, "contoso", 0.5, TTL):
-                pass
+        with pytest.raises(LeaseUnavailable, match="contoso"), tenant_lease(registered, "contoso", 0.5, TTL):
+            pass
         assert time.monotonic() - started >= 0.5
     with tenant_lease(registered, "contoso", 0.5, TTL):  # released: free again
         pass
@@ -67,9 +66,8 @@ def test_the_lease_is_taken_when_the_holder_lets_go_within_the_wait(registered):
 def test_other_tenants_are_not_blocked(registered):
     with registered.begin() as conn:
         upsert_tenant(conn, "fabrikam", "Fabrikam", None)
-    with tenant_lease(registered, "contoso", 1, TTL):
-        with tenant_lease(registered, "fabrikam", 0.2, TTL):
-            pass
+    with tenant_lease(registered, "contoso", 1, TTL), tenant_lease(registered, "fabrikam", 0.2, TTL):
+        pass
 
 
 def test_an_expired_sqlite_lease_is_taken_over(sqlite_url):
@@ -82,9 +80,8 @@ def test_an_expired_sqlite_lease_is_taken_over(sqlite_url):
         conn.execute(
             tenant_leases.insert().values(tenant="contoso", holder="crashed:1", acquired_at=past, expires_at=past + TTL)
         )
-    with tenant_lease(engine, "contoso", 0.5, TTL):
-        with engine.connect() as conn:
-            assert conn.execute(select(tenant_leases.c.holder)).scalar() != "crashed:1"
+    with tenant_lease(engine, "contoso", 0.5, TTL), engine.connect() as conn:
+        assert conn.execute(select(tenant_leases.c.holder)).scalar() != "crashed:1"
 
 
 @pytest.mark.slow

@@ -53,9 +53,9 @@ def renamed(folder, key, tmp_path):
     return target
 
 
-def first_pass(engine, tmp_path, folder, options=PassOptions()):
+def first_pass(engine, tmp_path, folder, options=None):
     [imported] = import_folders(engine, [folder])
-    result = run_tenant_pass(engine, imported.tenant, STAGES, options)
+    result = run_tenant_pass(engine, imported.tenant, STAGES, options or PassOptions())
     assert result.status == "succeeded", result.reason
     return result
 

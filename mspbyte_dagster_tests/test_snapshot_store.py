@@ -116,7 +116,7 @@ def test_migration_moves_every_snapshot_on_disk_into_the_database_byte_for_byte(
     written = write_snapshots(tmp_path / "synth", tenants=2, users=30, seed=5)
     on_disk = {}
     with engine.begin() as conn:
-        for number, source in enumerate(written):
+        for source in written:
             for seq in (1, 2):
                 folder = store / source.name / f"{seq}-20261101T000000Z"
                 shutil.copytree(source, folder)

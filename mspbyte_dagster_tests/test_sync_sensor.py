@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -52,10 +53,8 @@ def delete_streams(jetstream: JetStream) -> None:
         client = await nats.connect(jetstream.url)
         try:
             for stream in (jetstream.streams.sync_stream, jetstream.streams.dlq_stream):
-                try:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
                     await client.jetstream().delete_stream(stream)
-                except nats.js.errors.NotFoundError:
-                    pass
         finally:
             await client.close()
 

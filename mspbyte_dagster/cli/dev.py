@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -103,7 +104,5 @@ def fake_graph(
         click.echo(f"  export SSL_CERT_FILE={graph.ca_file}")
         click.echo("  export GRAPH_CLIENT_ID=local GRAPH_CLIENT_SECRET=local")
         click.echo("Ctrl-C stops it.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass

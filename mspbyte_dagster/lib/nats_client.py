@@ -217,7 +217,7 @@ async def _read_from(js: JetStreamContext, stream: str, start: int, limit: int, 
                 fetched = await subscription.fetch(
                     min(FETCH_SIZE, limit - len(messages)), timeout=FETCH_TIMEOUT_SECONDS
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             for message in fetched:
                 metadata = message.metadata

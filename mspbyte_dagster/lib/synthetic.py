@@ -278,7 +278,7 @@ def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
     if index < 0:
         raise ValueError(f"index={index}: tenant indexes start at 0")
     key = tenant_key(seed, index)
-    rng = random.Random(f"mspbyte-synthetic:{seed}:{index}")
+    rng = random.Random(f"mspbyte-synthetic:{seed}:{index}")  # noqa: S311 - reproducible made-up data
     variant = index % 4
     domain = f"synth{seed}t{index:03d}".replace("-", "m") + ".onmicrosoft.com"
     azure_tenant_id = _guid(rng)

@@ -49,7 +49,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Between half and all of the capped delay, so clients throttled together do not retry together."""
         delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(delay / 2, delay)
+        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class Limits:
 
     per_tenant: int = 4
     overall: int = 16
+
+
+DEFAULT_POLICY, DEFAULT_LIMITS = RetryPolicy(), Limits()
 
 
 @dataclass
@@ -194,8 +197,8 @@ class GraphConnection:
         self,
         credentials: GraphCredentials,
         base_url: str = DEFAULT_BASE_URL,
-        policy: RetryPolicy = RetryPolicy(),
-        limits: Limits = Limits(),
+        policy: RetryPolicy = DEFAULT_POLICY,
+        limits: Limits = DEFAULT_LIMITS,
         verify: ssl.SSLContext | bool = True,
     ):
         self.credentials = credentials

@@ -171,7 +171,7 @@ class FakeGraph:
         if faithful:  # throttling as Graph does it on some paths: 429s that say nothing of when to retry
             self.faults += [Fault("throttle", "/groups", times=2, skip=1), Fault("throttle", "/subscribedSkus")]
         self._reports: dict[str, list[float]] = {}
-        self._random = random.Random(seed)
+        self._random = random.Random(seed)  # noqa: S311 - the order of batch answers, not a secret
         self.requests: list[str] = []  # "GET /users", "POST /$batch", "$batch GET /groups/<id>/members"
         self.token_requests = 0
         self.most_in_flight: dict[str, int] = {}  # "all", and per azure tenant id: most requests answered at once
