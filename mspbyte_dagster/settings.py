@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
 from mspbyte_dagster.lib.store.retention import Retention
 
@@ -31,7 +32,7 @@ MINUTES_PER_DAY = 1440
 NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """A variable of the environment has a value the project cannot use."""
 
 

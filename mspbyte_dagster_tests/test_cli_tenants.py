@@ -125,3 +125,22 @@ def test_synth_writes_the_same_bytes_twice(tmp_path):
     for path in (tmp_path / "a").rglob("*.json"):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
     shutil.rmtree(tmp_path / "a")
+
+
+def test_only_input_errors_end_as_one_line_and_a_bug_shows_as_one():
+    from mspbyte_dagster.cli.common import expected_errors
+    from mspbyte_dagster.lib.errors import InputError
+
+    @expected_errors
+    def refuses():
+        raise InputError("tenant 'x' is not registered")
+
+    @expected_errors
+    def breaks():
+        raise ValueError("an internal mistake")
+
+    with pytest.raises(SystemExit) as refused:
+        refuses()
+    assert refused.value.code == 2
+    with pytest.raises(ValueError, match="an internal mistake"):
+        breaks()

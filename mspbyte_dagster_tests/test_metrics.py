@@ -7,9 +7,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager

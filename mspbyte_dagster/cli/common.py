@@ -35,16 +35,17 @@ def settings() -> Settings:
 
 
 def expected_errors(fn):
-    """Known failures (bad input, unknown names, unmigrated database) end as one clear line."""
+    """Known failures (bad input, unknown names, unmigrated database) end as one clear line; anything
+    else is a bug and shows as one, traceback and all."""
     from sqlalchemy.exc import OperationalError
 
+    from mspbyte_dagster.lib.errors import InputError
     from mspbyte_dagster.lib.flags import UnknownFlagError
-    from mspbyte_dagster.lib.onboarding import ImportRejected
     from mspbyte_dagster.lib.store.alert_store import AlertNotFound
     from mspbyte_dagster.lib.store.db import DatabaseNotReadyError
     from mspbyte_dagster.lib.store.tenants import UnknownTenantError
 
-    known = (ImportRejected, DatabaseNotReadyError, UnknownTenantError, UnknownFlagError, AlertNotFound, ValueError)
+    known = (InputError, DatabaseNotReadyError, UnknownTenantError, UnknownFlagError, AlertNotFound)
 
     @wraps(fn)
     def wrapper(*args, **kwargs):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import Engine, delete, insert, select, update
 
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.flags import FLAGS, FeatureFlagManager, FlagDefault, RuntimeFlag, check_flag
 from mspbyte_dagster.lib.store.schema import flag_overrides, flag_runtime, flags_last_read
 from mspbyte_dagster.lib.store.tenants import require_tenant
@@ -29,7 +30,7 @@ class FlagStoreUnavailable(RuntimeError):
 
 def check_rollout(percent: int) -> int:
     if not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise ValueError(f"rollout {percent!r} is outside 0..100")
+        raise InputError(f"rollout {percent!r} is outside 0..100")
     return percent
 
 

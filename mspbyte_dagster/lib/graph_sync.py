@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection
 from mspbyte_dagster.lib.adapters.microsoft365.reader import QuarantinedRecord, read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, encode_snapshot
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import MICROSOFT365, TENANT_KEY_PATTERN, azure_tenant_guid, is_tenant_key
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import data_sources, quarantined_records, tenants
@@ -73,9 +74,9 @@ def add_graph_tenant(
 ) -> GraphTenant:
     """Register a tenant read from Graph (or switch an imported one to Graph)."""
     if not is_tenant_key(tenant):
-        raise ValueError(f"tenant key {tenant!r} does not match {TENANT_KEY_PATTERN}")
+        raise InputError(f"tenant key {tenant!r} does not match {TENANT_KEY_PATTERN}")
     if not name.strip():
-        raise ValueError("the tenant's name must not be empty")
+        raise InputError("the tenant's name must not be empty")
     azure = azure_tenant_guid(azure_tenant_id)
     with engine.begin() as conn:
         tenant_store.check_azure_binding(conn, tenant, azure, "tenants add", exclusive=True)

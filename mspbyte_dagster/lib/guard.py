@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
@@ -41,7 +42,7 @@ def accept_drop(engine: Engine, tenant: str, reason: str) -> dict:
         tenant_store.require_tenant(conn, tenant)
         current = tenant_store.current_snapshot(conn, tenant)
         if current is None:
-            raise ValueError(f"tenant {tenant!r} has no snapshot: there is no drop to accept")
+            raise InputError(f"tenant {tenant!r} has no snapshot: there is no drop to accept")
         counts = guard_counts(load_snapshot(conn, tenant, current.snapshot_id))
         ledger.record_accepted_drop(conn, tenant, reason, current.snapshot_id, counts, datetime.now(UTC))
     return counts

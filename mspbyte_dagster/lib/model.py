@@ -6,6 +6,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from mspbyte_dagster.lib.errors import InputError
+
 TENANT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 TENANT_KEY_RE = re.compile(TENANT_KEY_PATTERN)
 
@@ -26,12 +28,12 @@ def azure_tenant_guid(value: str) -> str:
     try:
         guid = uuid.UUID(value.strip())
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"azure tenant id {value!r} is not a GUID: use the customer's Directory (tenant) ID, "
             "e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47"
         ) from None
     if str(guid) != value.strip().lower():
-        raise ValueError(f"azure tenant id {value!r} is not in the 8-4-4-4-12 GUID form")
+        raise InputError(f"azure tenant id {value!r} is not in the 8-4-4-4-12 GUID form")
     return str(guid)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.store import tenants as tenant_store
 
 
@@ -43,11 +44,11 @@ def read_all(folders: list[Path]) -> list[Snapshot]:
     keys = [s.key for s in snapshots]
     doubles = sorted({k for k in keys if keys.count(k) > 1})
     if doubles:
-        raise ValueError(f"tenant(s) {', '.join(doubles)} appear in more than one folder of this import")
+        raise InputError(f"tenant(s) {', '.join(doubles)} appear in more than one folder of this import")
     return snapshots
 
 
-class ImportRejected(ValueError):
+class ImportRejected(InputError):
     def __init__(self, errors: list[SnapshotError]):
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors) + "\nnothing was imported")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mspbyte_dagster.lib.context import is_privileged
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import TENANT_KEY_RE, is_tenant_key
 
 CAPTURED_AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -267,16 +268,16 @@ def tenant_key(seed: int, index: int) -> str:
     """The folder name and tenant id, checked so a seed too long for a key fails here, not at `tenants import`."""
     key = f"synth-{seed}-{index:03d}"
     if not is_tenant_key(key):
-        raise ValueError(f"tenant key {key!r} (seed={seed}, index={index}) does not match {TENANT_KEY_RE.pattern}")
+        raise InputError(f"tenant key {key!r} (seed={seed}, index={index}) does not match {TENANT_KEY_RE.pattern}")
     return key
 
 
 def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
     """One tenant snapshot: {file stem: JSON-able content}, in SNAPSHOT_FILES order."""
     if not MIN_USERS <= users <= MAX_USERS:
-        raise ValueError(f"users={users}: a synthetic tenant holds {MIN_USERS} to {MAX_USERS} users")
+        raise InputError(f"users={users}: a synthetic tenant holds {MIN_USERS} to {MAX_USERS} users")
     if index < 0:
-        raise ValueError(f"index={index}: tenant indexes start at 0")
+        raise InputError(f"index={index}: tenant indexes start at 0")
     key = tenant_key(seed, index)
     rng = random.Random(f"mspbyte-synthetic:{seed}:{index}")  # noqa: S311 - reproducible made-up data
     variant = index % 4
@@ -322,7 +323,7 @@ def generate_snapshot(index: int, users: int, seed: int) -> dict[str, object]:
 def write_snapshots(out_dir: Path, tenants: int, users: int, seed: int) -> list[Path]:
     """Writes tenants folders <out_dir>/<tenant key>/<stem>.json and returns the folder paths."""
     if tenants < 1:
-        raise ValueError(f"tenants={tenants}: write at least one tenant")
+        raise InputError(f"tenants={tenants}: write at least one tenant")
     folders = []
     for index in range(tenants):
         snapshot = generate_snapshot(index, users, seed)

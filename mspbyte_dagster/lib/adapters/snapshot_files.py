@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import TENANT_KEY_PATTERN, azure_tenant_guid, is_tenant_key
 
 ARRAY_FILES = (
@@ -279,7 +280,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class SnapshotError(ValueError):
+class SnapshotError(InputError):
     """A snapshot breaks the contract; nothing of it was imported."""
 
     def __init__(self, origin: Path | str, problems: list[Problem]):

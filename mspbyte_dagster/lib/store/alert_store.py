@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from mspbyte_dagster.lib.alerts import MAX_SUPPRESSION
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import ALERT_STATUSES
 from mspbyte_dagster.lib.store.schema import alert_events, alerts
 
@@ -50,7 +51,7 @@ def alert_json(row) -> dict:
 
 def list_alerts(conn: Connection, tenant: str | None = None, status: str | None = None) -> list[dict]:
     if status is not None and status not in ALERT_STATUSES:
-        raise ValueError(f"unknown status {status!r}: use one of {', '.join(ALERT_STATUSES)}")
+        raise InputError(f"unknown status {status!r}: use one of {', '.join(ALERT_STATUSES)}")
     query = select(alerts).order_by(alerts.c.tenant, alerts.c.id)
     if tenant is not None:
         query = query.where(alerts.c.tenant == tenant)
@@ -69,14 +70,14 @@ def _alert(conn: Connection, alert_id: int):
 def suppress_alert(conn: Connection, alert_id: int, reason: str, until: datetime, now: datetime) -> dict:
     """Suppression needs a reason and an expiry at most 90 days ahead; it lasts while the finding does."""
     if not reason.strip():
-        raise ValueError("a suppression needs a reason (--reason)")
+        raise InputError("a suppression needs a reason (--reason)")
     if until <= now:
-        raise ValueError(f"--until {until:%Y-%m-%d} is not in the future")
+        raise InputError(f"--until {until:%Y-%m-%d} is not in the future")
     if until - now > MAX_SUPPRESSION:
-        raise ValueError(f"--until {until:%Y-%m-%d} is more than {MAX_SUPPRESSION.days} days away")
+        raise InputError(f"--until {until:%Y-%m-%d} is more than {MAX_SUPPRESSION.days} days away")
     row = _alert(conn, alert_id)
     if row.status == "resolved":
-        raise ValueError(f"alert {alert_id} is resolved: there is nothing to suppress")
+        raise InputError(f"alert {alert_id} is resolved: there is nothing to suppress")
     conn.execute(
         update(alerts)
         .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, func, insert, select, update
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
+from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE, MICROSOFT365
 from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenant_changes, tenants
 from mspbyte_dagster.lib.store.snapshot_store import store_files
@@ -127,7 +128,7 @@ def azure_tenant_id(conn: Connection, tenant: str) -> str | None:
     return conn.execute(select(tenants.c.azure_tenant_id).where(tenants.c.tenant == tenant)).scalar()
 
 
-class AzureTenantMismatch(ValueError):
+class AzureTenantMismatch(InputError):
     """Data of one customer's Azure tenant offered under another tenant's key."""
 
 
@@ -227,10 +228,10 @@ def thresholds(conn: Connection, tenant: str) -> dict[str, int]:
 def set_threshold(conn: Connection, tenant: str, name: str, value: int) -> dict[str, int]:
     """Per-tenant rule thresholds, with the RULES defaults until changed."""
     if name not in THRESHOLDS:
-        raise ValueError(f"unknown threshold {name!r}: use one of {', '.join(THRESHOLDS)}")
+        raise InputError(f"unknown threshold {name!r}: use one of {', '.join(THRESHOLDS)}")
     low, high = THRESHOLDS[name]
     if not low <= value <= high:
-        raise ValueError(f"{name}={value} is out of range ({low}..{high})")
+        raise InputError(f"{name}={value} is out of range ({low}..{high})")
     require_tenant(conn, tenant)
     conn.execute(update(tenants).where(tenants.c.tenant == tenant).values({name: value}))
     return thresholds(conn, tenant)

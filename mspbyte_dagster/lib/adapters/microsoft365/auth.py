@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import httpx
 import msal
 
+from mspbyte_dagster.lib.errors import InputError
+
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 
@@ -17,7 +19,7 @@ def graph_scope(base_url: str) -> str:
     microsoftgraph.chinacloudapi.cn) refuses tokens issued for graph.microsoft.com."""
     parts = urlsplit(base_url)
     if not parts.scheme or not parts.netloc:
-        raise ValueError(f"{base_url!r} is not a Graph URL such as https://graph.microsoft.com/v1.0")
+        raise InputError(f"{base_url!r} is not a Graph URL such as https://graph.microsoft.com/v1.0")
     return f"{parts.scheme}://{parts.netloc}/.default"
 
 

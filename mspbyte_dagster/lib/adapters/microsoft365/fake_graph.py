@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
+from mspbyte_dagster.lib.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class Fault:
 
     def __post_init__(self):
         if self.kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind {self.kind!r} is not one of {', '.join(FAULT_KINDS)}")
+            raise InputError(f"fault kind {self.kind!r} is not one of {', '.join(FAULT_KINDS)}")
 
     def strikes(self, tenants: tuple[str, str], path: str) -> bool:
         if not path.startswith(self.path) or (self.tenant is not None and self.tenant not in tenants):
