@@ -10,7 +10,8 @@ from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResourc
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_registry_sensor
 
-# Code references are beta in 1.13; they are worth it, the warning at every load is not.
+# Code references are beta (docs/benchmarks.md, Dagster notes); they are worth it, the warning at every
+# load is not.
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 defs = Definitions(

@@ -1,6 +1,6 @@
 """Every environment variable of the project, typed, with its default.
 
-Read once per process (`Settings.from_env()`); a wrong value stops start-up with
+Read once per process (`current_settings()`); a wrong value stops start-up with
 an error naming the variable, so a typo never silently falls back to a default.
 """
 
@@ -11,7 +11,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -19,6 +22,9 @@ from sqlalchemy.exc import ArgumentError
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
 from mspbyte_dagster.lib.store.retention import Retention
+
+if TYPE_CHECKING:
+    from mspbyte_dagster.lib.pipeline import PassOptions
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +175,18 @@ class Settings:
     def retention(self) -> Retention:
         return Retention(self.snapshot_retention, self.ledger_retention_days, self.alert_event_retention_days)
 
+    def pass_options(self, **choices) -> PassOptions:
+        """The options of a tenant pass as these settings make them (Dagster, `mspbyte compare`, the
+        bench); `choices` are what the caller decides (run id, flags, compare, ...)."""
+        from mspbyte_dagster.lib.pipeline import PassOptions
+
+        configured = {
+            "lease_ttl": timedelta(milliseconds=self.job_timeout_ms),
+            "slow_query_threshold_ms": self.slow_query_threshold_ms,
+            "retention": self.retention,
+        }
+        return PassOptions(**(configured | choices))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -208,3 +226,14 @@ class Settings:
         if settings.convex_api_key_set:
             log.warning("CONVEX_API_KEY is set but ignored: this project keeps its data in DATABASE_URL")
         return settings
+
+
+def current_settings() -> Settings:
+    """The process's settings, read once: built again only when the environment they come from changed
+    (a test, or a long process whose variables someone set), so nothing re-reads or re-warns per call."""
+    return _settings_of(tuple(sorted(os.environ.items())))
+
+
+@lru_cache(maxsize=4)
+def _settings_of(environment: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_env(dict(environment))

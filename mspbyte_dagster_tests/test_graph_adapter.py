@@ -17,9 +17,9 @@ from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES, read_snapshot
 from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.schema import quarantined_records
-from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 from mspbyte_dagster_tests.graph_fixtures import (
     QUICK,
     SECRET,

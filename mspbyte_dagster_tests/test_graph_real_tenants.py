@@ -16,10 +16,10 @@ from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import PERMISSIONS, Fa
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import entities
-from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 from mspbyte_dagster.lib.synthetic import GLOBAL_ADMINISTRATOR, GLOBAL_READER, write_snapshots
 from mspbyte_dagster_tests.graph_fixtures import (
     CLIENT_ID,

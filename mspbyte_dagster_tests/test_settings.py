@@ -1,4 +1,5 @@
 import logging
+from datetime import timedelta
 
 import pytest
 
@@ -102,3 +103,23 @@ def test_secrets_stay_out_of_repr():
     )
     assert "s3cret-value" not in repr(settings)
     assert "pw-value" not in repr(settings)
+
+
+def test_settings_are_read_once_per_process_and_again_only_when_the_environment_changes(monkeypatch, caplog):
+    from mspbyte_dagster.settings import current_settings
+
+    monkeypatch.setenv("CONVEX_API_KEY", "ignored-key")
+    monkeypatch.setenv("SLOW_QUERY_THRESHOLD_MS", "250")
+    caplog.set_level(logging.WARNING)
+    first = current_settings()
+    assert current_settings() is first
+    assert sum("CONVEX_API_KEY" in r.message for r in caplog.records) == 1  # warned once, not per call
+    monkeypatch.setenv("SLOW_QUERY_THRESHOLD_MS", "300")
+    assert current_settings().slow_query_threshold_ms == 300
+
+
+def test_pass_options_come_from_the_settings_with_the_callers_choices():
+    settings = Settings.from_env({"JOB_TIMEOUT_MS": "90000", "SLOW_QUERY_THRESHOLD_MS": "7", "SNAPSHOT_RETENTION": "3"})
+    options = settings.pass_options(run_id="r-1", compare=True)
+    assert options.lease_ttl == timedelta(seconds=90) and options.slow_query_threshold_ms == 7
+    assert options.retention.snapshots == 3 and options.run_id == "r-1" and options.compare is True

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots
-from mspbyte_dagster.lib.store.snapshot_store import SnapshotUnreadable, load_snapshot
+from mspbyte_dagster.lib.store.snapshot_store import SnapshotUnreadable
 from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.services import scratch_database
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder

@@ -28,7 +28,8 @@ def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, 
     """Synthetic tenants on a scratch database of DATABASE_URL's kind: queries, seconds, peak MB, ratios."""
     from mspbyte_dagster.lib.bench import BENCH_STAGES, run_bench
 
-    result = run_bench(settings().database_url, users, tenant_count, seed, memory, legacy)
+    options = settings().pass_options(run_id="mspbyte-bench")
+    result = run_bench(settings().database_url, users, tenant_count, seed, memory, legacy, options)
     if as_json:
         echo_json(result)
         return

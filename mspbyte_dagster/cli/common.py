@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from mspbyte_dagster.settings import INSTANCE_CONFIG, Settings, SettingsError
+from mspbyte_dagster.settings import INSTANCE_CONFIG, Settings, SettingsError, current_settings
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -28,7 +28,7 @@ def settings() -> Settings:
     context = click.get_current_context()
     if "settings" not in context.meta:
         try:
-            context.meta["settings"] = Settings.from_env()
+            context.meta["settings"] = current_settings()
         except SettingsError as error:
             fail(f"bad setting: {error}")
     return context.meta["settings"]

@@ -14,20 +14,13 @@ from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, f
 def compare(tenant: str, as_json: bool) -> None:
     """Run the tenant's pass with both paths and compare them; nothing is written (the whole pass is rolled back)."""
     from mspbyte_dagster.cli.flags import flag_manager
-    from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, run_tenant_pass
+    from mspbyte_dagster.lib.pipeline import ASSETS, run_tenant_pass
     from mspbyte_dagster.lib.store.tenants import require_tenant
 
     engine = app_engine()
     with engine.connect() as conn:
         require_tenant(conn, tenant)
-    options = PassOptions(
-        run_id="mspbyte-compare",
-        flags=flag_manager(),
-        compare=True,
-        read_only=True,
-        slow_query_threshold_ms=settings().slow_query_threshold_ms,
-        retention=settings().retention,
-    )
+    options = settings().pass_options(run_id="mspbyte-compare", flags=flag_manager(), compare=True, read_only=True)
     result = run_tenant_pass(engine, tenant, ASSETS, options)
     if result.comparison is None:
         fail(f"{tenant}: no comparison, the pass ended {result.status}: {result.reason}", code=1)

@@ -6,7 +6,6 @@ stages are reported as they are done.
 """
 
 from collections.abc import Callable
-from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -25,7 +24,7 @@ from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResourc
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics import push_run_figures
 from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, TenantPass, run_tenant_pass
-from mspbyte_dagster.settings import Settings
+from mspbyte_dagster.settings import current_settings
 
 STAGE_DESCRIPTIONS = {
     "m365_snapshot": "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file.",
@@ -72,20 +71,12 @@ def stage_metadata(figures: dict) -> dict:
 def pass_options(
     run_id: str, flags: FeatureFlagManager, refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
 ) -> PassOptions:
-    settings = Settings.from_env()
-    return PassOptions(
-        run_id=run_id,
-        refresh_snapshot=refresh_snapshot,
-        lease_ttl=timedelta(milliseconds=settings.job_timeout_ms),
-        slow_query_threshold_ms=settings.slow_query_threshold_ms,
-        flags=flags,
-        retention=settings.retention,
-    )
+    return current_settings().pass_options(run_id=run_id, refresh_snapshot=refresh_snapshot, flags=flags)
 
 
 def push_figures(context: AssetExecutionContext, results: list[TenantPass]) -> None:
     """With PROMETHEUS_PUSHGATEWAY_URL set, the run's figures also go to the Pushgateway (never fatal)."""
-    gateway = Settings.from_env().prometheus_pushgateway_url
+    gateway = current_settings().prometheus_pushgateway_url
     if not gateway:
         return
     try:

@@ -17,7 +17,8 @@ CHECKS = {
 }
 
 with warnings.catch_warnings():
-    # Partitioned check specs are "preview" in 1.13; they are what makes one result per tenant possible.
+    # Partitioned check specs are "preview" (docs/benchmarks.md, Dagster notes); they are what makes one
+    # result per tenant possible.
     warnings.simplefilter("ignore", PreviewWarning)
     CHECK_SPECS = [
         AssetCheckSpec(name, asset=asset, description=description, partitions_def=tenants_partitions, blocking=False)

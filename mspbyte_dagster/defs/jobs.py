@@ -3,13 +3,13 @@
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from mspbyte_dagster.defs.assets import tenant_pipeline
-from mspbyte_dagster.settings import Settings
+from mspbyte_dagster.settings import current_settings
 
 tenant_pipeline_job = define_asset_job(
     "tenant_pipeline",
     selection=AssetSelection.assets(tenant_pipeline),
     executor_def=in_process_executor,
     # JOB_TIMEOUT_MS as Dagster's run time limit: run monitoring (dagster.yaml) stops and fails longer runs.
-    tags={"dagster/max_runtime": str(max(1, Settings.from_env().job_timeout_ms // 1000))},
+    tags={"dagster/max_runtime": str(max(1, current_settings().job_timeout_ms // 1000))},
     description="Every tenant stage, tenant by tenant, for a contiguous range of tenants.",
 )

@@ -17,8 +17,8 @@ from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.nats_client import JetStream
-from mspbyte_dagster.lib.store.db import engine_for, require_migrated
-from mspbyte_dagster.settings import Settings
+from mspbyte_dagster.lib.store.db import migrated_engine
+from mspbyte_dagster.settings import current_settings
 
 
 class DatabaseResource(ConfigurableResource):
@@ -31,9 +31,7 @@ class DatabaseResource(ConfigurableResource):
     database_url: str | None = None
 
     def engine(self) -> Engine:
-        engine = engine_for(self.database_url or Settings.from_env().database_url)
-        require_migrated(engine)
-        return engine
+        return migrated_engine(self.database_url or current_settings().database_url)
 
 
 class FeatureFlagsResource(ConfigurableResource):
@@ -43,7 +41,7 @@ class FeatureFlagsResource(ConfigurableResource):
     redis_url: str | None = None
 
     def snapshot(self, engine: Engine) -> FeatureFlagManager:
-        settings = Settings.from_env()
+        settings = current_settings()
         store = flag_store(self.redis_url or settings.redis_url, engine, settings.namespace)
         return load_flags(store, settings.flag_defaults)
 
@@ -61,7 +59,7 @@ class NatsResource(ConfigurableResource):
 
     def jetstream(self) -> JetStream | None:
         """The streams, or None when no NATS URL is configured."""
-        settings = Settings.from_env()
+        settings = current_settings()
         url = self.url or settings.nats_url
         return JetStream(url, EventStreams(settings.namespace)) if url else None
 
@@ -92,7 +90,7 @@ class GraphResource(ConfigurableResource):
 
     def connection(self) -> GraphConnection:
         if self._connection is None:
-            settings = Settings.from_env()
+            settings = current_settings()
             app = {
                 "GRAPH_CLIENT_ID": self.client_id or settings.graph_client_id,
                 "GRAPH_CLIENT_SECRET": self.client_secret or settings.graph_client_secret,

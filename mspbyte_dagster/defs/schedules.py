@@ -6,7 +6,7 @@ from dagster import DefaultScheduleStatus, ScheduleEvaluationContext, SkipReason
 
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.partitions import TENANTS, range_run_requests
-from mspbyte_dagster.settings import Settings
+from mspbyte_dagster.settings import current_settings
 
 
 def refresh_cron(minutes: int) -> str:
@@ -19,7 +19,7 @@ def refresh_cron(minutes: int) -> str:
 
 @schedule(
     name="tenant_refresh_schedule",
-    cron_schedule=refresh_cron(Settings.from_env().refresh_interval_minutes),
+    cron_schedule=refresh_cron(current_settings().refresh_interval_minutes),
     job=tenant_pipeline_job,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,

@@ -19,7 +19,7 @@ from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
 from mspbyte_dagster.lib.events import Debounce, EventStreams, Registry, TickOutcome, Window, source_registry
 from mspbyte_dagster.lib.nats_client import NatsUnavailableError, dead_letter
 from mspbyte_dagster.lib.store.tenants import list_tenants
-from mspbyte_dagster.settings import Settings
+from mspbyte_dagster.settings import current_settings
 
 SYNC_EVENTS_TAG = "mspbyte/sync_events"
 SYNC_SEQUENCES_TAG = "mspbyte/sync_sequences"
@@ -62,9 +62,9 @@ def window_run_request(window: Window) -> RunRequest:
 
 
 def _warm_partition_cache(context: SensorEvaluationContext, tenants: list[str]) -> None:
-    """Dagster checks each requested partition with a query of its own (about 25 ms on PostgreSQL);
-    one query for all of them fills the cache it checks first: 200 runs in 1.3 s instead of 6 s.
-    The loader is not documented API (dagster 1.13.27); without it the check is only slower."""
+    """Dagster checks each requested partition with a query of its own; one query for all of them fills
+    the cache it checks first (figures: docs/benchmarks.md). The loader is not documented API (see the
+    Dagster notes there); without it the check is only slower."""
     loader = getattr(context, "caching_dynamic_partitions_loader", None)
     if loader is not None and tenants:
         loader.get_existing_dynamic_partitions(TENANTS, tenants)
@@ -117,7 +117,7 @@ def sync_event_sensor(context: SensorEvaluationContext, nats: NatsResource, data
         batch = jetstream.read(
             streams.sync_stream, state.seq, nats.max_events_per_tick, nats.read_budget_seconds, state.stream_created
         )
-        window_ms = Settings.from_env().max_debounce_window_ms
+        window_ms = current_settings().max_debounce_window_ms
         outcome = state.advance(batch, registry, window_ms, now_ms, streams=streams)
         if outcome.rejections:
             jetstream.publish([dead_letter(rejection, streams) for rejection in outcome.rejections])

@@ -8,19 +8,17 @@ writer (lib/legacy/) one alert at a time. Both carry out the same plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
-from mspbyte_dagster.lib.analysis.unified import Analysis
 from mspbyte_dagster.lib.context import TenantContext
-from mspbyte_dagster.lib.model import Finding
+from mspbyte_dagster.lib.model import Analysis, Finding
 from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
 
-MAX_SUPPRESSION = timedelta(days=90)
 ACTIONS = ("created", "updated", "resolved", "reopened", "suppressed")
 Fingerprint = tuple[str, str, str, str]
 

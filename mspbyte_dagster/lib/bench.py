@@ -28,11 +28,11 @@ from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, Legac
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
 from mspbyte_dagster.lib.store.schema import snapshot_files
-from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 from mspbyte_dagster.lib.synthetic import write_snapshots
 
 BENCH_STAGES = ("context", "linking", "analysis", "alerts")
@@ -116,8 +116,15 @@ def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bo
 
 
 def run_bench(
-    configured_url: str, users: int, tenants: int, seed: int = 1, with_memory: bool = True, legacy: bool = True
+    configured_url: str,
+    users: int,
+    tenants: int,
+    seed: int = 1,
+    with_memory: bool = True,
+    legacy: bool = True,
+    options: PassOptions | None = None,
 ) -> dict:
+    """`options`: the pass options the settings make (Settings.pass_options); the defaults without."""
     with scratch_database(configured_url) as (engine, kind), tempfile.TemporaryDirectory() as folder:
         upgrade(engine)
         folders = write_snapshots(Path(folder) / "synth", tenants, users, seed)
@@ -126,7 +133,7 @@ def run_bench(
         keys = [item.tenant for item in imported]
         snapshots = _snapshot_figures(engine, imported, time.perf_counter() - started)
         for key in keys:
-            run_tenant_pass(engine, key, ("m365_snapshot", "entities"), PassOptions())
+            run_tenant_pass(engine, key, ("m365_snapshot", "entities"), options or PassOptions())
         # Peak memory is traced (a second run) on the new path only: tracing the legacy path's
         # hundreds of thousands of statements would take long and says nothing the budget needs.
         chosen = PATHS if legacy else ("new",)

@@ -8,9 +8,9 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.errors import InputError
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
-from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 
 MIN_USERS_FOR_DROP_CHECK = 20
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from mspbyte_dagster.lib.errors import InputError
 
@@ -16,6 +17,9 @@ M365_DATA_SOURCE = "m365"
 
 ENTITY_TYPES = ("user", "group", "role", "policy", "sku", "tenant")
 ALERT_STATUSES = ("active", "suppressed", "resolved")
+MAX_SUPPRESSION = timedelta(days=90)  # the longest an operator may silence an alert
+# A tenant pass's stages, in data-flow order (the Dagster assets, the ledger's figures, the bench).
+STAGES = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
 
 
 def is_tenant_key(value: object) -> bool:
@@ -86,3 +90,27 @@ class RuleEvaluation:
             data.get("reason"),
             frozenset(data.get("skipped") or ()),
         )
+
+
+@dataclass
+class Analysis:
+    """The findings of one pass and, per rule, whether it was evaluated (and why not)."""
+
+    findings: list[Finding]
+    evaluations: list[RuleEvaluation]
+
+    def ran(self) -> list[str]:
+        """Analysis types of which at least one rule was evaluated."""
+        return sorted({e.analysis_type for e in self.evaluations if e.evaluated})
+
+    def summary(self) -> dict:
+        by_type: dict[str, int] = {}
+        for finding in self.findings:
+            by_type[finding.alert_type] = by_type.get(finding.alert_type, 0) + 1
+        not_evaluated = {e.alert_type: e.reason for e in self.evaluations if not e.evaluated}
+        return {
+            "findings": len(self.findings),
+            "by_alert_type": by_type,
+            "analyses_ran": self.ran(),
+            "not_evaluated": not_evaluated,
+        }

@@ -25,17 +25,17 @@ from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager
 from mspbyte_dagster.lib.guard import guard_counts, hold_reason
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
+from mspbyte_dagster.lib.model import STAGES
+from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, process_name, tenant_lease
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
 from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
-from mspbyte_dagster.lib.store.snapshot_store import load_snapshot
 
 log = logging.getLogger(__name__)
 
-STAGES = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
 PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
 COMPARISON = "comparison_report"
 ASSETS = (*STAGES, COMPARISON)

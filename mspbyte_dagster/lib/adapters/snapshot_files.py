@@ -31,7 +31,7 @@ DATA_FILES = ARRAY_FILES + OBJECT_FILES
 SNAPSHOT_FILES = ("tenant", *DATA_FILES)
 CA_STATES = ("enabled", "disabled", "enabledForReportingButNotEnforced")
 # What the app database and a pass can take (what passes validation passes a pass).
-MAX_FILE_BYTES = 256 * 2**20  # one snapshot file; a 10,000-user users.json is about 5 MB
+MAX_FILE_BYTES = 256 * 2**20  # one snapshot file, far beyond the largest tenant's (docs/benchmarks.md)
 MAX_ID_LENGTH = 128  # entities.external_id
 MAX_SKU_ID_LENGTH = 64  # alerts.sku_id
 MAX_COUNT = 10**9

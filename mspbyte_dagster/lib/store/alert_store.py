@@ -8,9 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from mspbyte_dagster.lib.alerts import MAX_SUPPRESSION
 from mspbyte_dagster.lib.errors import InputError
-from mspbyte_dagster.lib.model import ALERT_STATUSES
+from mspbyte_dagster.lib.model import ALERT_STATUSES, MAX_SUPPRESSION
 from mspbyte_dagster.lib.store.schema import alert_events, alerts
 
 LIST_FIELDS = (

@@ -79,6 +79,15 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
+def migrated_engine(url: str) -> Engine:
+    """The engine of a database found at the code's schema, checked once per URL and process (a sensor
+    tick or a run asks again and again; a refusal is not remembered, so an upgrade is seen)."""
+    engine = engine_for(url)
+    require_migrated(engine)
+    return engine
+
+
 def require_migrated(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the code's."""
     revision = current_revision(engine)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select
 
-from mspbyte_dagster.lib.analysis.unified import Analysis
-from mspbyte_dagster.lib.model import Finding, RuleEvaluation
+from mspbyte_dagster.lib.model import Analysis, Finding, RuleEvaluation
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import findings, rule_evaluations
 

@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Connection, Numeric, Table, case, cast, func, insert, select, true, update
 
+from mspbyte_dagster.lib.model import STAGES
 from mspbyte_dagster.lib.store.schema import alert_events, metric_marks, metric_totals, pipeline_ledger
 
 RUNNING = "running"
-# Pass durations in seconds: a small tenant passes in about 0.1 s, a 10,000-user one in seconds to
-# tens of seconds, and JOB_TIMEOUT_MS stops a run at 600 s by default. Steps of about x2 to x2.5
-# keep histogram_quantile within a factor of two anywhere in that range, with 12 buckets per status.
+# Pass durations in seconds, from a small tenant's (docs/benchmarks.md) to JOB_TIMEOUT_MS's default
+# 600 s. Steps of about x2 to x2.5 keep histogram_quantile within a factor of two anywhere in that
+# range, with 12 buckets per status.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 SETTLE_AFTER = timedelta(days=1)
 # A pass folds only when the oldest unfolded row is this much older than SETTLE_AFTER: about one fold an hour.
@@ -42,8 +43,6 @@ def _json_number(dialect: str, value, key: str):
 
 def ledger_figures(conn: Connection, *where) -> Figures:
     """Ended passes among the ledger rows `where` selects: counts, durations, queries, and per stage."""
-    from mspbyte_dagster.lib.pipeline import STAGES
-
     c = pipeline_ledger.c
     ended = [c.status != RUNNING, *where]
     buckets = [func.sum(case((c.duration_ms <= round(le * 1000), 1), else_=0)) for le in DURATION_BUCKETS]

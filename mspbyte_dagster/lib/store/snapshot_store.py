@@ -7,7 +7,6 @@ import zlib
 
 from sqlalchemy import Connection, insert, select
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, parse_snapshot
 from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots
 
 COMPRESSION_LEVEL = 6
@@ -36,8 +35,8 @@ def store_files(conn: Connection, tenant: str, snapshot_id: int, raw: dict[str, 
     conn.execute(insert(snapshot_files), file_rows(tenant, snapshot_id, raw))
 
 
-def load_snapshot(conn: Connection, tenant: str, snapshot_id: int) -> Snapshot:
-    """A stored snapshot, validated again on the way out (what a pass reads is what the contract allows)."""
+def load_files(conn: Connection, tenant: str, snapshot_id: int) -> tuple[str, dict[str, bytes]]:
+    """A stored snapshot's files as they were validated: (where it comes from, file stem -> bytes)."""
     c = snapshots.c
     row = conn.execute(select(c.seq, c.unreadable).where(c.tenant == tenant, c.id == snapshot_id)).one()
     origin = f"tenant {tenant} snapshot {row.seq} (app database)"
@@ -48,4 +47,4 @@ def load_snapshot(conn: Connection, tenant: str, snapshot_id: int) -> Snapshot:
             snapshot_files.c.tenant == tenant, snapshot_files.c.snapshot_id == snapshot_id
         )
     )
-    return parse_snapshot({name: zlib.decompress(content) for name, content in files}, origin)
+    return origin, {name: zlib.decompress(content) for name, content in files}

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE, MICROSOFT365
 from mspbyte_dagster.lib.store.schema import data_sources, snapshots, tenant_changes, tenants
 from mspbyte_dagster.lib.store.snapshot_store import store_files
+
+
+class StorableSnapshot(Protocol):
+    """What the store keeps of a validated snapshot (lib/adapters/snapshot_files.Snapshot is one)."""
+
+    key: str
+    origin: str
+    captured_at: datetime
+    sources: dict
+    raw: dict[str, bytes]
+
+    def counts(self) -> dict[str, int]: ...
 
 
 class UnknownTenantError(LookupError):
@@ -76,7 +88,7 @@ def next_snapshot_seq(conn: Connection, tenant: str) -> int:
     return (latest or 0) + 1
 
 
-def record_snapshot(conn: Connection, snapshot: Snapshot, data_source_id: int) -> tuple[int, int]:
+def record_snapshot(conn: Connection, snapshot: StorableSnapshot, data_source_id: int) -> tuple[int, int]:
     """Store a snapshot's files as validated and make it the data source's current one: (id, seq)."""
     seq = next_snapshot_seq(conn, snapshot.key)
     snapshot_id = conn.execute(

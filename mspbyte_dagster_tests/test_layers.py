@@ -1,0 +1,42 @@
+"""The layering the design names: the store is persistence only, lib knows neither Dagster nor the CLI."""
+
+import ast
+from pathlib import Path
+
+import mspbyte_dagster
+
+PACKAGE = Path(mspbyte_dagster.__file__).parent
+STORE_MAY_IMPORT = ("mspbyte_dagster.lib.store", "mspbyte_dagster.lib.model", "mspbyte_dagster.lib.errors")
+
+
+def imports(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_store_imports_no_domain_module():
+    store = [p for p in (PACKAGE / "lib" / "store").rglob("*.py") if "migrations" not in p.parts]
+    assert len(store) > 10
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in store
+        for module in imports(path)
+        if module.startswith("mspbyte_dagster") and not module.startswith(STORE_MAY_IMPORT)
+    }
+    assert not wrong
+
+
+def test_lib_knows_neither_dagster_nor_the_cli():
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in (PACKAGE / "lib").rglob("*.py")
+        for module in imports(path)
+        if module.split(".")[0] == "dagster" or module.startswith(("mspbyte_dagster.defs", "mspbyte_dagster.cli"))
+    }
+    assert not wrong
