@@ -24,7 +24,7 @@ from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
 from mspbyte_dagster.lib.store.retention import Retention
 
 if TYPE_CHECKING:
-    from mspbyte_dagster.lib.pipeline import PassOptions
+    from mspbyte_dagster.lib.passes import PassOptions
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Settings:
     def pass_options(self, **choices) -> PassOptions:
         """The options of a tenant pass as these settings make them (Dagster, `mspbyte compare`, the
         bench); `choices` are what the caller decides (run id, flags, compare, ...)."""
-        from mspbyte_dagster.lib.pipeline import PassOptions
+        from mspbyte_dagster.lib.passes import PassOptions
 
         configured = {
             "lease_ttl": timedelta(milliseconds=self.job_timeout_ms),

@@ -18,7 +18,8 @@ from mspbyte_dagster.lib.context import DataContextLoader
 from mspbyte_dagster.lib.flag_store import DatabaseFlagStore
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
 from mspbyte_dagster.lib.onboarding import import_folders
-from mspbyte_dagster.lib.pipeline import ASSETS, STAGES, PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.passes import ASSETS
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.findings import load_findings
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings, metadata

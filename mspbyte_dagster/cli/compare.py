@@ -14,7 +14,8 @@ from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, f
 def compare(tenant: str, as_json: bool) -> None:
     """Run the tenant's pass with both paths and compare them; nothing is written (the whole pass is rolled back)."""
     from mspbyte_dagster.cli.flags import flag_manager
-    from mspbyte_dagster.lib.pipeline import ASSETS, run_tenant_pass
+    from mspbyte_dagster.lib.passes import ASSETS
+    from mspbyte_dagster.lib.pipeline import run_tenant_pass
     from mspbyte_dagster.lib.store.tenants import require_tenant
 
     engine = app_engine()

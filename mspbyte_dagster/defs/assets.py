@@ -23,7 +23,8 @@ from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics import push_run_figures
-from mspbyte_dagster.lib.pipeline import ASSETS, PassOptions, TenantPass, run_tenant_pass
+from mspbyte_dagster.lib.passes import ASSETS, PassOptions, TenantPass
+from mspbyte_dagster.lib.pipeline import run_tenant_pass
 from mspbyte_dagster.settings import current_settings
 
 STAGE_DESCRIPTIONS = {

@@ -5,7 +5,7 @@ import warnings
 from dagster import AssetCheckEvaluation, AssetCheckResult, AssetCheckSpec, AssetKey, PreviewWarning
 
 from mspbyte_dagster.defs.partitions import tenants_partitions
-from mspbyte_dagster.lib.pipeline import TenantPass
+from mspbyte_dagster.lib.passes import TenantPass
 
 CHECKS = {
     "empty_sync_guard": (

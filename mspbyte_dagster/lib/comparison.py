@@ -3,20 +3,23 @@
 Each path's outputs (entities it loaded, edges, findings, alert actions,
 statements and time) are captured as plain sets; the report says what one path
 has and the other lacks. The shadow path runs inside a rolled-back SAVEPOINT
-(lib/pipeline.py), so a comparison writes exactly what a single pass writes.
+(`shadow_outputs`), so a comparison writes exactly what a single pass writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
 from mspbyte_dagster.lib.alerts import AlertOutcome
-from mspbyte_dagster.lib.analysis.unified import Analysis
 from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.model import Analysis
+from mspbyte_dagster.lib.passes import PATH_STAGES, PassState
 from mspbyte_dagster.lib.shown import markdown_cell
+from mspbyte_dagster.lib.stages import run_stage
+from mspbyte_dagster.lib.store.query_stats import QueryStats
 from mspbyte_dagster.lib.store.schema import entities, entity_relationships
 
 SHOWN = 50  # items listed per difference; counts are always complete
@@ -122,3 +125,31 @@ def report_markdown(report: dict) -> str:
                 shown = ", ".join(markdown_cell(item) for item in items[:10])
                 lines.append(f"- {name} {label.replace('_', ' ')}: {shown}")
     return "\n".join(lines)
+
+
+def shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
+    """The path the flags did not select, run inside a SAVEPOINT that is rolled back."""
+    kind = "legacy" if "new" in state.paths.values() else "new"
+    shadow = replace(
+        state,
+        paths=dict.fromkeys(PATH_STAGES, kind),
+        context=None,
+        analysis=None,
+        alert_outcome=None,
+        checks={},
+    )
+    with state.conn.begin_nested() as savepoint:
+        figures = [run_stage(shadow, stage, stats) for stage in PATH_STAGES]
+        outputs = path_outputs(state.conn, shadow.context, shadow.analysis, shadow.alert_outcome, shadow.paths)
+        savepoint.rollback()
+    outputs.queries = sum(f["queries"] for f in figures)
+    outputs.milliseconds = sum(f["milliseconds"] for f in figures)
+    return outputs
+
+
+def comparison_of(state: PassState, shadow: PathOutputs, done: dict[str, dict]) -> dict:
+    primary = path_outputs(state.conn, state.context, state.analysis, state.alert_outcome, state.paths)
+    primary.queries = sum(done[s]["queries"] for s in PATH_STAGES)
+    primary.milliseconds = sum(done[s]["milliseconds"] for s in PATH_STAGES)
+    legacy, new = (shadow, primary) if "legacy" in shadow.paths.values() else (primary, shadow)
+    return compare(state.tenant, legacy, new)

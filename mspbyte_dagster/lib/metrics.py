@@ -44,7 +44,7 @@ from mspbyte_dagster.lib.alerts import ACTIONS
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager, FlagDefault
-from mspbyte_dagster.lib.pipeline import STAGES
+from mspbyte_dagster.lib.model import STAGES
 from mspbyte_dagster.lib.store.db import SQLITE_BUSY_TIMEOUT_MS, DatabaseNotReadyError, engine_for, require_migrated
 from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures
 from mspbyte_dagster.lib.store.schema import alerts, tenants
@@ -327,7 +327,7 @@ def metrics_server(
 
 
 class PassFigures(Protocol):
-    """What a run reports per tenant (lib.pipeline.TenantPass has it)."""
+    """What a run reports per tenant (lib.passes.TenantPass has it)."""
 
     tenant: str
     status: str

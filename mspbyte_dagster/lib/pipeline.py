@@ -1,4 +1,5 @@
-"""One tenant's pass: the selected stages in order, under the tenant's lease, in one transaction.
+"""One tenant's pass: the selected stages in order, under the tenant's lease, in one transaction, with
+its ledger row (the stages are lib/stages.py, the shadow run of comparison mode lib/comparison.py).
 
 A pass ends in one of four ways, each written to the ledger: `succeeded`,
 `held` by the empty-sync guard (nothing written), `failed` (rolled back, the
@@ -9,276 +10,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
-from mspbyte_dagster.lib.alerts import AlertManager, AlertOutcome, duplicate_open_fingerprints
-from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
-from mspbyte_dagster.lib.comparison import PathOutputs, compare, path_outputs
-from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
-from mspbyte_dagster.lib.entities import process_entities
-from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager
-from mspbyte_dagster.lib.guard import guard_counts, hold_reason
-from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
-from mspbyte_dagster.lib.linking import Microsoft365Linker
+from mspbyte_dagster.lib.comparison import comparison_of, shadow_outputs
 from mspbyte_dagster.lib.model import STAGES
-from mspbyte_dagster.lib.snapshots import load_snapshot
+from mspbyte_dagster.lib.passes import (
+    COMPARISON,
+    PATH_STAGES,
+    NoSnapshotError,
+    PassOptions,
+    PassState,
+    TenantHeld,
+    TenantPass,
+)
+from mspbyte_dagster.lib.stages import run_stage
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
-from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, process_name, tenant_lease
-from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring, module
+from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
 from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
 
 log = logging.getLogger(__name__)
-
-PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
-COMPARISON = "comparison_report"
-ASSETS = (*STAGES, COMPARISON)
-# The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
-STAGE_FLAGS = {
-    "tenant_context": "batch_loading",
-    "relationships": "batch_loading",
-    "findings": "unified_analyzer",
-    "alerts": "alert_manager",
-}
-
-
-class NoSnapshotError(LookupError):
-    def __init__(self, tenant: str):
-        super().__init__(f"tenant {tenant!r} has no snapshot yet: import one with `mspbyte tenants import DIR`")
-
-
-class TenantHeld(Exception):
-    """The empty-sync guard stopped the pass before anything was written."""
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    run_id: str | None = None
-    lease_wait_seconds: float = 10.0
-    lease_ttl: timedelta = timedelta(minutes=10)
-    slow_query_threshold_ms: float = 100.0
-    flags: FeatureFlagManager = field(default_factory=lambda: FeatureFlagManager(FLAG_DEFAULTS))
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    # Graph-backed tenants: fetch a new snapshot before the pass transaction (figures, or None for files mode).
-    refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
-    compare: bool = False  # run both paths whatever comparison_mode says (`mspbyte compare`)
-    read_only: bool = False  # the whole pass rolled back, no ledger row (`mspbyte compare` outside Dagster)
-    retention: Retention = field(default_factory=Retention)
-
-    def paths(self, tenant: str) -> dict[str, str]:
-        """Per stage, "new" or "legacy" for this tenant, as the flags decide."""
-        whole = self.flags.is_enabled("new_pipeline", tenant)
-        return {
-            stage: "new" if whole and self.flags.is_enabled(flag, tenant) else "legacy"
-            for stage, flag in STAGE_FLAGS.items()
-        }
-
-
-@dataclass
-class PassState:
-    """What the stages of one pass share."""
-
-    conn: Connection
-    tenant: str
-    data_source_id: int
-    snapshot_id: int
-    options: PassOptions
-    ledger_id: int | None = None
-    paths: dict[str, str] = field(default_factory=dict)
-    snapshot: Snapshot | None = None
-    guard: dict = field(default_factory=dict)
-    checks: dict[str, CheckOutcome] = field(default_factory=dict)
-    context: TenantContext | None = None
-    analysis: Analysis | None = None
-    alert_outcome: AlertOutcome | None = None
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One per-tenant check's result: shown in Dagster as an asset check evaluation."""
-
-    passed: bool
-    description: str
-    metadata: dict = field(default_factory=dict)
-
-
-@dataclass
-class TenantPass:
-    """How one tenant's pass ended, with per stage the figures shown in the UI."""
-
-    tenant: str
-    status: str = "running"
-    reason: str | None = None
-    stages: dict[str, dict] = field(default_factory=dict)
-    guard: dict = field(default_factory=dict)
-    checks: dict[str, CheckOutcome] = field(default_factory=dict)
-    comparison: dict | None = None
-    queries: int = 0
-    slow_queries: int = 0
-    duration_ms: int = 0
-
-
-def snapshot_stage(state: PassState) -> dict:
-    """Read the tenant's current snapshot and check it against the empty-sync guard."""
-    current = tenant_store.current_snapshot(state.conn, state.tenant)
-    state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
-    counts = guard_counts(state.snapshot)
-    baseline = ledger.guard_baseline(state.conn, state.tenant)
-    state.guard = {"counts": counts, "baseline": baseline, "held": hold_reason(baseline, counts)}
-    state.checks["empty_sync_guard"] = CheckOutcome(
-        passed=not state.guard["held"],
-        description=state.guard["held"] or "no sudden drop against the last successful pass",
-        metadata={"counts": counts, "baseline": baseline},
-    )
-    return {
-        "snapshot": current.seq,
-        "captured_at": state.snapshot.tenant["capturedAt"],
-        "counts": state.snapshot.counts(),
-        "missing_files": state.snapshot.missing(),
-        "incomplete_sources": state.snapshot.incomplete(),
-        "flags": state.options.flags.tenant_values(state.tenant),
-        "paths": state.paths,
-    }
-
-
-def entities_stage(state: PassState) -> dict:
-    counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
-    tenant_store.mark_processed(state.conn, state.tenant, state.data_source_id, state.snapshot_id)
-    return counts.as_json()
-
-
-def _loader(state: PassState):
-    return DataContextLoader if state.paths["tenant_context"] == "new" else LegacyContextLoader
-
-
-def context_stage(state: PassState) -> dict:
-    """Load the context: new, a constant number of queries; legacy, one per entity."""
-    state.context = None
-    context = _context(state)
-    return {
-        "path": state.paths["tenant_context"],
-        "entities": context.entity_counts(),
-        "admins": len(context.admins),
-        "inputs_read": sorted(context.header.complete),
-    }
-
-
-def _context(state: PassState) -> TenantContext:
-    """The pass's context: loaded once per pass (a stage run alone loads it: a few queries, nothing kept)."""
-    if state.context is None:
-        loader = _loader(state)
-        with module(loader.__name__):
-            state.context = loader(state.conn).load(state.tenant)
-    return state.context
-
-
-def relationships_stage(state: PassState) -> dict:
-    linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
-    with module(linker.__name__):
-        counts = linker(state.conn).link(_context(state), state.options.now())
-    return {"path": state.paths["relationships"]} | counts.as_json()
-
-
-def findings_stage(state: PassState) -> dict:
-    context = _context(state)
-    if state.paths["findings"] == "new":
-        with module(UnifiedAnalyzer.__name__):
-            state.analysis = UnifiedAnalyzer().analyze(context)
-    else:
-        with module(LegacyAnalyzers.__name__):
-            state.analysis = LegacyAnalyzers(state.conn).analyze(context)
-    with module("FindingsStore"):
-        replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
-    orphans = sorted(
-        {
-            f"{f.entity_type}:{f.entity_id}"
-            for f in state.analysis.findings
-            if (f.entity_type, f.entity_id) not in context.entity_ids
-        }
-    )
-    state.checks["finding_entities_exist"] = CheckOutcome(
-        passed=not orphans,
-        description=f"{len(orphans)} finding(s) name an entity the context lacks"
-        if orphans
-        else "every finding's entity is in the context",
-        metadata={"missing": orphans[:50]},
-    )
-    return {"path": state.paths["findings"]} | state.analysis.summary()
-
-
-def alerts_stage(state: PassState) -> dict:
-    context = _context(state)
-    analysis = state.analysis or load_findings(state.conn, state.tenant)
-    writer = AlertManager if state.paths["alerts"] == "new" else LegacyAlertWriter
-    with module(writer.__name__):
-        outcome = writer(state.conn).apply(context, analysis, state.options.now(), state.options.run_id)
-    state.alert_outcome = outcome
-    with module("AlertChecks"):
-        doubles = duplicate_open_fingerprints(state.conn, state.tenant)
-    state.checks["one_open_alert_per_fingerprint"] = CheckOutcome(
-        passed=not doubles,
-        description=f"{len(doubles)} fingerprint(s) with more than one open alert"
-        if doubles
-        else "no two open alerts share a fingerprint",
-        metadata={"duplicates": doubles[:50]},
-    )
-    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
-
-
-STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
-    "m365_snapshot": snapshot_stage,
-    "entities": entities_stage,
-    "tenant_context": context_stage,
-    "relationships": relationships_stage,
-    "findings": findings_stage,
-    "alerts": alerts_stage,
-}
-
-
-def _run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
-    """One stage, with its statements, slow statements and milliseconds added to its figures."""
-    started, before, slow_before = time.perf_counter(), stats.total, len(stats.slow)
-    with module(stage):
-        figures = STAGE_FUNCTIONS[stage](state)
-    return figures | {
-        "queries": stats.total - before,
-        "slow_queries": len(stats.slow) - slow_before,
-        "milliseconds": round((time.perf_counter() - started) * 1000),
-    }
-
-
-def _shadow_outputs(state: PassState, stats: QueryStats) -> PathOutputs:
-    """The path the flags did not select, run inside a SAVEPOINT that is rolled back."""
-    kind = "legacy" if "new" in state.paths.values() else "new"
-    shadow = replace(
-        state,
-        paths=dict.fromkeys(PATH_STAGES, kind),
-        context=None,
-        analysis=None,
-        alert_outcome=None,
-        checks={},
-    )
-    with state.conn.begin_nested() as savepoint:
-        figures = [_run_stage(shadow, stage, stats) for stage in PATH_STAGES]
-        outputs = path_outputs(state.conn, shadow.context, shadow.analysis, shadow.alert_outcome, shadow.paths)
-        savepoint.rollback()
-    outputs.queries = sum(f["queries"] for f in figures)
-    outputs.milliseconds = sum(f["milliseconds"] for f in figures)
-    return outputs
-
-
-def _comparison(state: PassState, shadow: PathOutputs, done: dict[str, dict]) -> dict:
-    primary = path_outputs(state.conn, state.context, state.analysis, state.alert_outcome, state.paths)
-    primary.queries = sum(done[s]["queries"] for s in PATH_STAGES)
-    primary.milliseconds = sum(done[s]["milliseconds"] for s in PATH_STAGES)
-    legacy, new = (shadow, primary) if "legacy" in shadow.paths.values() else (primary, shadow)
-    return compare(state.tenant, legacy, new)
 
 
 def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
@@ -293,14 +47,14 @@ def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, s
         if stage != "m365_snapshot" and state.guard.get("held"):
             raise TenantHeld(state.guard["held"])
         if comparing and stage == PATH_STAGES[0]:
-            shadow = _shadow_outputs(state, stats)
-        done[stage] = _run_stage(state, stage, stats)
+            shadow = shadow_outputs(state, stats)
+        done[stage] = run_stage(state, stage, stats)
         if stage in stages:
             result.stages[stage] = done[stage]
         result.guard = state.guard
         result.checks = dict(state.checks)
     if shadow is not None:
-        result.comparison = _comparison(state, shadow, done)
+        result.comparison = comparison_of(state, shadow, done)
         if COMPARISON in stages:
             result.stages[COMPARISON] = result.comparison
 

@@ -1,0 +1,150 @@
+"""The stages of a tenant pass, each over the state the pass's stages share; new or legacy path as the
+flags chose."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from mspbyte_dagster.lib.alerts import AlertManager, duplicate_open_fingerprints
+from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
+from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
+from mspbyte_dagster.lib.entities import process_entities
+from mspbyte_dagster.lib.guard import guard_counts, hold_reason
+from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
+from mspbyte_dagster.lib.linking import Microsoft365Linker
+from mspbyte_dagster.lib.passes import CheckOutcome, PassState
+from mspbyte_dagster.lib.snapshots import load_snapshot
+from mspbyte_dagster.lib.store import ledger
+from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
+from mspbyte_dagster.lib.store.query_stats import QueryStats, module
+
+
+def snapshot_stage(state: PassState) -> dict:
+    """Read the tenant's current snapshot and check it against the empty-sync guard."""
+    current = tenant_store.current_snapshot(state.conn, state.tenant)
+    state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
+    counts = guard_counts(state.snapshot)
+    baseline = ledger.guard_baseline(state.conn, state.tenant)
+    state.guard = {"counts": counts, "baseline": baseline, "held": hold_reason(baseline, counts)}
+    state.checks["empty_sync_guard"] = CheckOutcome(
+        passed=not state.guard["held"],
+        description=state.guard["held"] or "no sudden drop against the last successful pass",
+        metadata={"counts": counts, "baseline": baseline},
+    )
+    return {
+        "snapshot": current.seq,
+        "captured_at": state.snapshot.tenant["capturedAt"],
+        "counts": state.snapshot.counts(),
+        "missing_files": state.snapshot.missing(),
+        "incomplete_sources": state.snapshot.incomplete(),
+        "flags": state.options.flags.tenant_values(state.tenant),
+        "paths": state.paths,
+    }
+
+
+def entities_stage(state: PassState) -> dict:
+    counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
+    tenant_store.mark_processed(state.conn, state.tenant, state.data_source_id, state.snapshot_id)
+    return counts.as_json()
+
+
+def _loader(state: PassState):
+    return DataContextLoader if state.paths["tenant_context"] == "new" else LegacyContextLoader
+
+
+def context_stage(state: PassState) -> dict:
+    """Load the context: new, a constant number of queries; legacy, one per entity."""
+    state.context = None
+    context = _context(state)
+    return {
+        "path": state.paths["tenant_context"],
+        "entities": context.entity_counts(),
+        "admins": len(context.admins),
+        "inputs_read": sorted(context.header.complete),
+    }
+
+
+def _context(state: PassState) -> TenantContext:
+    """The pass's context: loaded once per pass (a stage run alone loads it: a few queries, nothing kept)."""
+    if state.context is None:
+        loader = _loader(state)
+        with module(loader.__name__):
+            state.context = loader(state.conn).load(state.tenant)
+    return state.context
+
+
+def relationships_stage(state: PassState) -> dict:
+    linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
+    with module(linker.__name__):
+        counts = linker(state.conn).link(_context(state), state.options.now())
+    return {"path": state.paths["relationships"]} | counts.as_json()
+
+
+def findings_stage(state: PassState) -> dict:
+    context = _context(state)
+    if state.paths["findings"] == "new":
+        with module(UnifiedAnalyzer.__name__):
+            state.analysis = UnifiedAnalyzer().analyze(context)
+    else:
+        with module(LegacyAnalyzers.__name__):
+            state.analysis = LegacyAnalyzers(state.conn).analyze(context)
+    with module("FindingsStore"):
+        replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
+    orphans = sorted(
+        {
+            f"{f.entity_type}:{f.entity_id}"
+            for f in state.analysis.findings
+            if (f.entity_type, f.entity_id) not in context.entity_ids
+        }
+    )
+    state.checks["finding_entities_exist"] = CheckOutcome(
+        passed=not orphans,
+        description=f"{len(orphans)} finding(s) name an entity the context lacks"
+        if orphans
+        else "every finding's entity is in the context",
+        metadata={"missing": orphans[:50]},
+    )
+    return {"path": state.paths["findings"]} | state.analysis.summary()
+
+
+def alerts_stage(state: PassState) -> dict:
+    context = _context(state)
+    analysis = state.analysis or load_findings(state.conn, state.tenant)
+    writer = AlertManager if state.paths["alerts"] == "new" else LegacyAlertWriter
+    with module(writer.__name__):
+        outcome = writer(state.conn).apply(context, analysis, state.options.now(), state.options.run_id)
+    state.alert_outcome = outcome
+    with module("AlertChecks"):
+        doubles = duplicate_open_fingerprints(state.conn, state.tenant)
+    state.checks["one_open_alert_per_fingerprint"] = CheckOutcome(
+        passed=not doubles,
+        description=f"{len(doubles)} fingerprint(s) with more than one open alert"
+        if doubles
+        else "no two open alerts share a fingerprint",
+        metadata={"duplicates": doubles[:50]},
+    )
+    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
+    "m365_snapshot": snapshot_stage,
+    "entities": entities_stage,
+    "tenant_context": context_stage,
+    "relationships": relationships_stage,
+    "findings": findings_stage,
+    "alerts": alerts_stage,
+}
+
+
+def run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
+    """One stage, with its statements, slow statements and milliseconds added to its figures."""
+    started, before, slow_before = time.perf_counter(), stats.total, len(stats.slow)
+    with module(stage):
+        figures = STAGE_FUNCTIONS[stage](state)
+    return figures | {
+        "queries": stats.total - before,
+        "slow_queries": len(stats.slow) - slow_before,
+        "milliseconds": round((time.perf_counter() - started) * 1000),
+    }
