@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 from mspbyte_dagster.cli import main
 from mspbyte_dagster.lib.flag_store import DatabaseFlagStore
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FLAGS
-from mspbyte_dagster.lib.metrics import metrics_server, push_run_figures
+from mspbyte_dagster.lib.metrics.push import push_run_figures
+from mspbyte_dagster.lib.metrics.server import metrics_server
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
 from mspbyte_dagster.lib.store import ledger, metric_totals
 from mspbyte_dagster.lib.store.alert_store import list_alerts, suppress_alert

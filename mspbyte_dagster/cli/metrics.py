@@ -29,7 +29,7 @@ def metrics_serve(host: str, port: int | None) -> None:
 
     Starts even when the app database is down: /health then answers 503 with the reason.
     """
-    from mspbyte_dagster.lib.metrics import database_health, metrics_server
+    from mspbyte_dagster.lib.metrics.server import database_health, metrics_server
 
     current = settings()
     if not current.enable_prometheus:

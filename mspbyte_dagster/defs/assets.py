@@ -22,7 +22,7 @@ from mspbyte_dagster.defs.checks import CHECK_SPECS, run_summaries, tenant_evalu
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
-from mspbyte_dagster.lib.metrics import push_run_figures
+from mspbyte_dagster.lib.metrics.push import push_run_figures
 from mspbyte_dagster.lib.passes import ASSETS, PassOptions, TenantPass
 from mspbyte_dagster.lib.pipeline import run_tenant_pass
 from mspbyte_dagster.settings import current_settings

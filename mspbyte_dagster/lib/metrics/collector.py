@@ -11,41 +11,25 @@ restarts and pruning alike; any number of exporters agree.
 Cheap scrapes: the passes fold rows older than a day into the totals (about
 once an hour), so a scrape aggregates only the rows of about the last day, in
 SQL, in one consistent read.
-
-The Pushgateway side (`push_run_figures`) sends one run's figures, for runs
-that end before a scrape would see them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from functools import cache
-from pathlib import Path
-from socketserver import ThreadingMixIn
-from typing import Protocol
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app, push_to_gateway
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Connection, Engine, create_engine, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspbyte_dagster.lib.alerts import ACTIONS
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
-from mspbyte_dagster.lib.flag_store import flag_store, load_flags
-from mspbyte_dagster.lib.flags import FeatureFlagManager, FlagDefault
+from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.model import STAGES
-from mspbyte_dagster.lib.store.db import SQLITE_BUSY_TIMEOUT_MS, DatabaseNotReadyError, engine_for, require_migrated
 from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures
 from mspbyte_dagster.lib.store.schema import alerts, tenants
 
@@ -56,7 +40,6 @@ log = logging.getLogger(__name__)
 RUN_STATUSES = ("succeeded", "failed", "held", "skipped")
 PASS_STATUSES = (*RUN_STATUSES, "accepted_drop")
 SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True))
-PUSH_JOB = "tenant_pipeline"
 
 
 @contextmanager
@@ -203,160 +186,3 @@ class PipelineCollector(Collector):
             None,
             {None: figures["slow_queries"]},
         )
-
-
-# --- reading the database, health, and the HTTP endpoint -------------------------------------------
-
-
-@cache
-def read_engine(url: str) -> Engine:
-    """The engine the exporter reads with.
-
-    On SQLite, plain autocommit reads on an existing file: the app's engine begins every transaction
-    IMMEDIATE (a write lock), so a scrape or a health check would wait behind a whole tenant pass;
-    in WAL mode a plain read runs beside the writer. PostgreSQL readers never wait: its engine serves.
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return engine_for(url)
-    uri = Path(parsed.database).absolute().as_uri()  # file:///... ; mode=rw never creates a missing file
-    return create_engine(
-        f"sqlite:///{uri}?mode=rw&uri=true",
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None},
-    )
-
-
-def database_health(engine: Engine) -> tuple[bool, str]:
-    """Whether the app database answers with the code's schema, and if not, why."""
-    try:
-        require_migrated(engine)
-    except DatabaseNotReadyError as error:
-        return False, str(error)
-    except SQLAlchemyError as error:
-        cause = getattr(error, "orig", None) or error
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        where = engine.url.render_as_string(hide_password=True)
-        return False, f"the app database {where} does not answer: {type(cause).__name__}: {first_line}"
-    return True, "the app database answers"
-
-
-def metrics_app(engine: Engine, registry: CollectorRegistry) -> Callable:
-    """WSGI: /metrics (text format 0.0.4 unless the scraper asks for another) and /health."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path == "/metrics":
-            return metrics(environ, start_response)
-        if path == "/health":
-            healthy, detail = database_health(engine)
-            status = "200 OK" if healthy else "503 Service Unavailable"
-            body = {"status": "ok" if healthy else "unavailable", "detail": detail}
-        else:
-            status, body = "404 Not Found", {"status": "not found", "detail": "use /metrics or /health"}
-        start_response(status, [("Content-Type", "application/json")])
-        return [json.dumps(body).encode()]
-
-    return app
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args) -> None:  # noqa: A002  (the stdlib's signature)
-        log.debug("metrics http: " + format, *args)
-
-
-class MetricsServer:
-    """/metrics and /health over HTTP, served from a thread; port 0 takes any free port."""
-
-    def __init__(self, engine: Engine, collector: Collector, host: str = "127.0.0.1", port: int = 9090):
-        self.engine = engine
-        self.registry = CollectorRegistry()
-        self.registry.register(collector)
-        self._app = metrics_app(engine, self.registry)
-        self._host, self._port = host, port
-        self._server: _Server | None = None
-
-    def start(self) -> MetricsServer:
-        server_class = _Server6 if ":" in self._host else _Server
-        self._server = make_server(self._host, self._port, self._app, server_class, _QuietHandler)
-        threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> MetricsServer:
-        return self.start()
-
-    def __exit__(self, *_exc) -> None:
-        self.stop()
-
-
-def metrics_server(
-    database_url: str,
-    flag_defaults: dict[str, FlagDefault],
-    redis_url: str | None = None,
-    namespace: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 9090,
-) -> MetricsServer:
-    """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store."""
-    engine = read_engine(database_url)
-    store = flag_store(redis_url, engine, namespace)
-    collector = PipelineCollector(engine, lambda: load_flags(store, flag_defaults))
-    return MetricsServer(engine, collector, host, port)
-
-
-# --- Pushgateway --------------------------------------------------------------------------------------
-
-
-class PassFigures(Protocol):
-    """What a run reports per tenant (lib.passes.TenantPass has it)."""
-
-    tenant: str
-    status: str
-    duration_ms: int
-    queries: int
-    slow_queries: int
-
-
-def push_run_figures(gateway_url: str, run_id: str, results: Sequence[PassFigures], timeout: float = 10.0) -> None:
-    """Push one run's figures to a Pushgateway, grouped by job="tenant_pipeline" and run_id.
-
-    PUT replaces the run's group, so pushing again for the same run never double counts. Raises
-    OSError (urllib's URLError included) when the gateway cannot be reached or refuses.
-    """
-    registry = CollectorRegistry()
-    by_status = Counter(result.status for result in results)
-    tenants_gauge = Gauge(
-        "mspbyte_run_tenants", "Tenants of the run, by how their pass ended.", ["status"], registry=registry
-    )
-    for status in dict.fromkeys([*RUN_STATUSES, *by_status]):
-        tenants_gauge.labels(status).set(by_status[status])
-    for name, documentation, value in (
-        (
-            "mspbyte_run_duration_seconds",
-            "Seconds the run's tenant passes took, summed.",
-            sum(r.duration_ms for r in results) / 1000,
-        ),
-        ("mspbyte_run_queries", "Database queries of the run's tenant passes.", sum(r.queries for r in results)),
-        ("mspbyte_run_slow_queries", "Slow queries of the run's tenant passes.", sum(r.slow_queries for r in results)),
-    ):
-        Gauge(name, documentation, registry=registry).set(value)
-    push_to_gateway(gateway_url, job=PUSH_JOB, registry=registry, grouping_key={"run_id": run_id}, timeout=timeout)
