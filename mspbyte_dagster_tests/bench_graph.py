@@ -22,9 +22,9 @@ from pathlib import Path
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
-from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
-from mspbyte_dagster.lib.synthetic import write_snapshots
+from mspbyte_dev.fake_graph import FakeGraph
+from mspbyte_dev.synthetic import write_snapshots
 
 # Injected in the throttled scenario: (kind, path prefix, options)
 FAULTS = (

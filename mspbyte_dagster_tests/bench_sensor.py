@@ -82,8 +82,8 @@ def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
     from mspbyte_dagster.defs.partitions import TENANTS
     from mspbyte_dagster.lib.onboarding import import_folders
     from mspbyte_dagster.lib.store.db import engine_for
-    from mspbyte_dagster.lib.synthetic import write_snapshots
     from mspbyte_dagster.settings import Settings
+    from mspbyte_dev.synthetic import write_snapshots
 
     settings = Settings.from_env()
     folders = write_snapshots(folder / "synth", tenants, users, seed=7)

@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.schema import metadata
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests import services
+from mspbyte_dev.synthetic import write_snapshots
 
 DATABASES = ("sqlite", "postgresql")
 # Fixtures that reach a server; a test using one (or the PostgreSQL variant of database_url) is marked.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import DEFAULT_LIMITS, GraphConnection, Limits, RetryPolicy
-from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.graph_sync import add_graph_tenant
+from mspbyte_dev.fake_graph import FakeGraph
 
 CLIENT_ID = "0a1b2c3d-0000-4000-8000-00000000c1d0"
 SECRET = "Zq7~graph-secret.never-shown~0x5EC"

@@ -23,8 +23,8 @@ from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.findings import load_findings
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings, metadata
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user, write_folder
+from mspbyte_dev.synthetic import write_snapshots
 
 LEGACY = FeatureFlagManager(FLAG_DEFAULTS, runtime={"new_pipeline": RuntimeFlag(rollout=0)})
 

@@ -17,7 +17,6 @@ from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import findings, pipeline_ledger
 from mspbyte_dagster.lib.store.tenants import set_threshold
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.conftest import _empty_postgres
 from mspbyte_dagster_tests.graph_builders import (
     assignment,
@@ -30,6 +29,7 @@ from mspbyte_dagster_tests.graph_builders import (
     users_in,
 )
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, user
+from mspbyte_dev.synthetic import write_snapshots
 
 LINK = ("m365_snapshot", "entities", "tenant_context", "relationships")
 LEGACY = PassOptions(flags=FeatureFlagManager(FLAG_DEFAULTS, runtime={"batch_loading": RuntimeFlag(rollout=0)}))

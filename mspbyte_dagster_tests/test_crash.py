@@ -16,8 +16,8 @@ from mspbyte_dagster.lib.store.db import engine_for, reading
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, tenant_lease
 from mspbyte_dagster.lib.store.schema import alerts, pipeline_ledger, tenant_leases
 from mspbyte_dagster.lib.store.tenants import upsert_tenant
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
+from mspbyte_dev.synthetic import write_snapshots
 
 MSPBYTE = os.path.join(os.path.dirname(sys.executable), "mspbyte")
 ALERT_KEY = (alerts.c.tenant, alerts.c.alert_type, alerts.c.entity_id, alerts.c.status)

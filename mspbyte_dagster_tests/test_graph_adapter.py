@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphAuthError
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, Limits, RetryPolicy
-from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import MALFORMED_BODY, FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES, read_snapshot
 from mspbyte_dagster.lib.context import is_privileged
@@ -30,6 +29,7 @@ from mspbyte_dagster_tests.graph_fixtures import (
     synthetic_graph,
 )
 from mspbyte_dagster_tests.snapshots import minimal_files, user, write_folder
+from mspbyte_dev.fake_graph import MALFORMED_BODY, FakeGraph
 
 graph = pytest.fixture(synthetic_graph, name="graph")
 

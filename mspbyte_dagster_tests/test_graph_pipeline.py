@@ -23,7 +23,6 @@ from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENA
 from mspbyte_dagster.defs.resources import GraphResource
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
-from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
 from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
@@ -40,6 +39,7 @@ from mspbyte_dagster_tests.graph_fixtures import (
     use_graph,
 )
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
+from mspbyte_dev.fake_graph import FakeGraph
 
 graph = pytest.fixture(synthetic_graph, name="graph")
 

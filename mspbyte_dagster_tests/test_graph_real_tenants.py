@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphAuthError, GraphCredentials, TenantTokens
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, ReportsPace, RetryPolicy
-from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import PERMISSIONS, FakeGraph
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
@@ -20,7 +19,6 @@ from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import entities
-from mspbyte_dagster.lib.synthetic import GLOBAL_ADMINISTRATOR, GLOBAL_READER, write_snapshots
 from mspbyte_dagster_tests.graph_fixtures import (
     CLIENT_ID,
     QUICK,
@@ -33,6 +31,8 @@ from mspbyte_dagster_tests.graph_fixtures import (
     use_graph,
 )
 from mspbyte_dagster_tests.snapshots import mspbyte
+from mspbyte_dev.fake_graph import PERMISSIONS, FakeGraph
+from mspbyte_dev.synthetic import GLOBAL_ADMINISTRATOR, GLOBAL_READER, write_snapshots
 
 graph = pytest.fixture(synthetic_graph, name="graph")
 

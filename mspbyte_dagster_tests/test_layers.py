@@ -40,3 +40,25 @@ def test_lib_knows_neither_dagster_nor_the_cli():
         if module.split(".")[0] == "dagster" or module.startswith(("mspbyte_dagster.defs", "mspbyte_dagster.cli"))
     }
     assert not wrong
+
+
+def test_the_product_imports_the_development_tools_only_through_the_cli_that_names_them():
+    """mspbyte_dev (generator, local Graph, bench) is not in the production image: nothing the pipeline
+    runs may need it; only `mspbyte synth`, `bench` and `dev fake-graph` load it, by name, when asked."""
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in PACKAGE.rglob("*.py")
+        for module in imports(path)
+        if module.startswith("mspbyte_dev")
+    }
+    assert not wrong
+
+
+def test_a_dev_command_without_the_dev_tools_says_so(monkeypatch):
+    import sys
+
+    from mspbyte_dagster_tests.snapshots import mspbyte
+
+    monkeypatch.setitem(sys.modules, "mspbyte_dev.synthetic", None)  # as if not installed
+    code, _, err = mspbyte("synth", "--out", "/nonexistent/never-written")
+    assert code == 2 and "development tool" in err and "make install" in err

@@ -17,8 +17,8 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, entity_relationships, findings
-from mspbyte_dagster.lib.synthetic import CAPTURED_AT, write_snapshots
 from mspbyte_dagster_tests.rules import iso
+from mspbyte_dev.synthetic import CAPTURED_AT, write_snapshots
 
 SIZES = (10, 60, 300)
 NOW = CAPTURED_AT + timedelta(hours=1)

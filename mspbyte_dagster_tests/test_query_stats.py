@@ -17,9 +17,9 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.query_stats import fingerprint
 from mspbyte_dagster.lib.store.schema import pipeline_ledger
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.graph_builders import assignment, directory, groups_in, licensed, role, sku, users_in
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
+from mspbyte_dev.synthetic import write_snapshots
 
 BUDGET = {"tenant_context": 7, "relationships": 8}  # DESIGN.md "Data flow"
 LEGACY = PassOptions(flags=FeatureFlagManager(FLAG_DEFAULTS, runtime={"batch_loading": RuntimeFlag(rollout=0)}))

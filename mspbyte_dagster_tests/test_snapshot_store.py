@@ -16,9 +16,9 @@ from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots
 from mspbyte_dagster.lib.store.snapshot_store import SnapshotUnreadable
-from mspbyte_dagster.lib.synthetic import write_snapshots
 from mspbyte_dagster_tests.services import scratch_database
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
+from mspbyte_dev.synthetic import write_snapshots
 
 
 def open_alerts() -> list[tuple]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES
+from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.model import TENANT_KEY_RE
-from mspbyte_dagster.lib.synthetic import (
+from mspbyte_dev.synthetic import (
     FULL_SETUP,
     NOTHING_ENFORCED,
     SECURITY_DEFAULTS_ONLY,
@@ -97,12 +98,6 @@ PRIVILEGED_DATA = (
 PRIVILEGED_LIST = set(json.loads(PRIVILEGED_DATA.read_text())["roles"])
 
 
-def _privileged(role: dict) -> bool:
-    if role["templateId"] in PRIVILEGED_LIST or role.get("isPrivileged") is True:
-        return True
-    return role.get("isPrivileged") is None and "administrator" in role["displayName"].lower()
-
-
 def _requires_mfa_fully(policy: dict) -> bool:
     grant = policy["grantControls"]
     if policy["state"] != "enabled" or grant is None:
@@ -174,7 +169,7 @@ def test_same_arguments_write_identical_bytes(tmp_path):
 def test_output_does_not_depend_on_the_interpreter_hash_seed(tmp_path):
     here = write_snapshots(tmp_path / "here", tenants=2, users=30, seed=SEED)
     script = (
-        "import sys; from pathlib import Path; from mspbyte_dagster.lib.synthetic import write_snapshots; "
+        "import sys; from pathlib import Path; from mspbyte_dev.synthetic import write_snapshots; "
         f"write_snapshots(Path(sys.argv[1]), 2, 30, {SEED})"
     )
     root = Path(__file__).resolve().parents[1]
@@ -382,7 +377,7 @@ def test_a_privileged_role_is_held_through_a_role_assignable_group(tenants):
         assert held_by_groups
         for assignment in held_by_groups:
             assert groups[assignment["principalId"]]["isAssignableToRole"] is True
-            assert _privileged(roles[assignment["roleDefinitionId"]])
+            assert is_privileged(roles[assignment["roleDefinitionId"]])
             members = snapshot["group_members"][assignment["principalId"]]
             assert any(member["@odata.type"] == USER_TYPE for member in members)
             assert not any(member["@odata.type"] == GROUP_TYPE for member in members)
@@ -405,11 +400,11 @@ def test_roles_come_as_graph_v1_serves_them_privileged_by_list_or_by_name(large)
         assigned |= {
             roles[assignment["roleDefinitionId"]]["displayName"] for assignment in snapshot["role_assignments"]
         }
-    by_list = {name for name in assigned if "administrator" not in name.lower() and _privileged(_role(large, name))}
+    by_list = {name for name in assigned if "administrator" not in name.lower() and is_privileged(_role(large, name))}
     by_name = {
         name
         for name in assigned
-        if _role(large, name)["templateId"] not in PRIVILEGED_LIST and _privileged(_role(large, name))
+        if _role(large, name)["templateId"] not in PRIVILEGED_LIST and is_privileged(_role(large, name))
     }
     assert by_list and by_name
 
@@ -421,7 +416,7 @@ def _role(snapshots: list, name: str) -> dict:
 def test_a_custom_non_privileged_role_is_assigned(small):
     for snapshot in small:
         custom = [role for role in snapshot["role_definitions"] if not role["isBuiltIn"]]
-        assert len(custom) == 1 and not _privileged(custom[0])
+        assert len(custom) == 1 and not is_privileged(custom[0])
         assert any(assignment["roleDefinitionId"] == custom[0]["id"] for assignment in snapshot["role_assignments"])
 
 
@@ -430,7 +425,7 @@ def test_registration_is_admin_matches_privileged_role_holding(tenants):
         roles = {role["id"]: role for role in snapshot["role_definitions"]}
         admins = set()
         for assignment in snapshot["role_assignments"]:
-            if _privileged(roles[assignment["roleDefinitionId"]]):
+            if is_privileged(roles[assignment["roleDefinitionId"]]):
                 members = snapshot["group_members"].get(assignment["principalId"])
                 admins |= {member["id"] for member in members} if members is not None else {assignment["principalId"]}
         recorded = {record["id"] for record in snapshot["user_registration_details"] if record["isAdmin"]}
@@ -481,7 +476,7 @@ def test_stale_enabled_users_hold_licences_or_none_and_some_are_admins(tenants):
     direct_admins = {
         assignment["principalId"]
         for assignment in snapshot["role_assignments"]
-        if _privileged(roles[assignment["roleDefinitionId"]])
+        if is_privileged(roles[assignment["roleDefinitionId"]])
     }
     stale = [user for user in snapshot["users"] if user["accountEnabled"] and _stale(user)]
     assert any(user["assignedLicenses"] for user in stale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mspbyte_dagster.cli.common import echo_json, main, settings
+from mspbyte_dagster.cli.common import dev_tool, echo_json, main, settings
 
 
 @main.command()
@@ -26,10 +26,9 @@ from mspbyte_dagster.cli.common import echo_json, main, settings
 @click.option("--json", "as_json", is_flag=True)
 def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, as_json: bool) -> None:
     """Synthetic tenants on a scratch database of DATABASE_URL's kind: queries, seconds, peak MB, ratios."""
-    from mspbyte_dagster.lib.bench import BENCH_STAGES, run_bench
-
+    bench_tool = dev_tool("bench", "bench")
     options = settings().pass_options(run_id="mspbyte-bench")
-    result = run_bench(settings().database_url, users, tenant_count, seed, memory, legacy, options)
+    result = bench_tool.run_bench(settings().database_url, users, tenant_count, seed, memory, legacy, options)
     if as_json:
         echo_json(result)
         return
@@ -40,7 +39,7 @@ def bench(users: int, tenant_count: int, seed: int, memory: bool, legacy: bool, 
         f"{kept['stored_mb']} MB; read back and validated in {kept['load_seconds_per_tenant']} s a tenant"
     )
     click.echo(f"{'stage':<10}{'path':<8}{'queries':>9}{'seconds':>10}{'peak MB':>9}")
-    for stage in BENCH_STAGES:
+    for stage in bench_tool.BENCH_STAGES:
         figures = result["stages"][stage]
         for path in ("new", "legacy"):
             f = figures[path]

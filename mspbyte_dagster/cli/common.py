@@ -24,6 +24,22 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def dev_tool(module: str, command: str):
+    """A development tool (mspbyte_dev: the generator, the local Graph, the benchmark); production
+    installs leave it out, and the command then says so instead of failing on an import."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"mspbyte_dev.{module}")
+    except ModuleNotFoundError as missing:
+        if not (missing.name or "").startswith("mspbyte_dev"):
+            raise
+        fail(
+            f"`mspbyte {command}` is a development tool and this installation has none: use a clone of the "
+            "repository installed with `make install`"
+        )
+
+
 def settings() -> Settings:
     context = click.get_current_context()
     if "settings" not in context.meta:

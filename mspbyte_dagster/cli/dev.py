@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mspbyte_dagster.cli.common import fail, main
+from mspbyte_dagster.cli.common import dev_tool, fail, main
 
 
 @main.group()
@@ -72,9 +72,9 @@ def fake_graph(
 
     PATH is a Graph path prefix such as /users, /groups/ (member reads, in $batch too) or /$batch.
     """
-    from mspbyte_dagster.lib.adapters.microsoft365.fake_graph import FakeGraph
-
-    graph = FakeGraph(folder, port=port, page_size=page_size, faithful=faithful)
+    graph = dev_tool("fake_graph", "dev fake-graph").FakeGraph(
+        folder, port=port, page_size=page_size, faithful=faithful
+    )
     if not graph.tenants():
         fail(f"{folder} holds no tenant folder (a folder with tenant.json, as `mspbyte synth` writes)")
     options = {"times": times or None, "skip": skip}

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from mspbyte_dagster.cli.common import app_engine, dagster_instance, echo_json, expected_errors, fail, main, settings
+from mspbyte_dagster.cli.common import (
+    app_engine,
+    dagster_instance,
+    dev_tool,
+    echo_json,
+    expected_errors,
+    fail,
+    main,
+    settings,
+)
 
 
 @main.command()
@@ -16,9 +25,7 @@ from mspbyte_dagster.cli.common import app_engine, dagster_instance, echo_json, 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def synth(tenant_count: int, users: int, seed: int, out: Path) -> None:
     """Write deterministic synthetic tenant snapshots (same arguments, same bytes)."""
-    from mspbyte_dagster.lib.synthetic import write_snapshots
-
-    for folder in write_snapshots(out, tenant_count, users, seed):
+    for folder in dev_tool("synthetic", "synth").write_snapshots(out, tenant_count, users, seed):
         click.echo(str(folder))
 
 

@@ -2,6 +2,6 @@
 
 `auth` gets client-credentials tokens per customer tenant, `client` talks to
 Graph (retries, throttling, paging, `$batch`, bounded concurrency), `reader`
-turns the endpoints into snapshot files, and `fake_graph` is a local Graph for
-development and tests.
+turns the endpoints into snapshot files. The local Graph of development and
+tests is `mspbyte_dev.fake_graph`, outside the production package.
 """

@@ -33,7 +33,7 @@ from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
 from mspbyte_dagster.lib.store.schema import snapshot_files
-from mspbyte_dagster.lib.synthetic import write_snapshots
+from mspbyte_dev.synthetic import write_snapshots
 
 BENCH_STAGES = ("context", "linking", "analysis", "alerts")
 PATHS = {
