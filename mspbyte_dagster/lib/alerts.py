@@ -1,7 +1,7 @@
 """AlertManager: the alert lifecycle of docs/rules.md, one alert per fingerprint, ever.
 
 `plan_alerts` decides (pure, from the stored alerts, the pass's findings and the
-rules evaluated in it); `AlertManager` reads and writes in bulk, the legacy
+rules evaluated in it); `AlertManager` has lib/store/alert_writes.py carry it out in bulk, the legacy
 writer (lib/legacy/) one alert at a time. Both carry out the same plan.
 """
 
@@ -10,21 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection
 
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Analysis, Finding
 from mspbyte_dagster.lib.shown import markdown_cell
-from mspbyte_dagster.lib.store.bulk import bulk_insert
-from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
+from mspbyte_dagster.lib.store import alert_writes
+from mspbyte_dagster.lib.store.alert_writes import Fingerprint, fingerprint_of
 
 ACTIONS = ("created", "updated", "resolved", "reopened", "suppressed")
-Fingerprint = tuple[str, str, str, str]
-
-
-def fingerprint_of(row) -> Fingerprint:
-    return (row.alert_type, row.entity_type, row.entity_id, row.sku_id)
 
 
 @dataclass
@@ -161,27 +156,6 @@ def state_changes(context: TenantContext, states: dict[tuple[str, str], str]) ->
     return changes
 
 
-def reset_removed_states(conn: Connection, tenant: str) -> None:
-    """Entities removed by the sweep have no active alert left (theirs resolve as entity_removed)."""
-    conn.execute(
-        update(entities)
-        .where(entities.c.tenant == tenant, entities.c.deleted_at.is_not(None), entities.c.state != "normal")
-        .values(state="normal")
-    )
-
-
-def alert_columns(update_row: dict) -> dict:
-    return {k: v for k, v in update_row.items() if k != "alert_id"}
-
-
-def update_statement(columns: tuple[str, ...], tenant: str):
-    return (
-        update(alerts)
-        .where(alerts.c.tenant == tenant, alerts.c.id == bindparam("alert_id"))
-        .values({name: bindparam(f"new_{name}") for name in columns})
-    )
-
-
 def event_rows(tenant: str, plan: AlertPlan, ids: dict[Fingerprint, int], run_id: str | None, now: datetime) -> list:
     return [
         {
@@ -235,53 +209,18 @@ class AlertOutcome:
 
 
 class AlertManager:
-    """Carries out a pass's alert plan in a bounded number of statements, whatever the alert count."""
+    """Plans a pass's alerts and has the store carry the plan out in a bounded number of statements."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
 
     def apply(self, context: TenantContext, analysis: Analysis, now: datetime, run_id: str | None) -> AlertOutcome:
         tenant = context.tenant
-        existing = list(self.conn.execute(select(alerts).where(alerts.c.tenant == tenant)))
+        existing = alert_writes.tenant_alerts(self.conn, tenant)
         plan = plan_alerts(tenant, existing, analysis, set(context.entity_ids), context.header.captured_at, now)
-        ids: dict[Fingerprint, int] = {}
-        if plan.creates:
-            bulk_insert(self.conn, alerts, plan.creates)
-            ids = {
-                fingerprint_of(row): row.id
-                for row in self.conn.execute(
-                    select(
-                        alerts.c.id, alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id
-                    ).where(alerts.c.tenant == tenant)
-                )
-            }
-        by_columns: dict[tuple[str, ...], list[dict]] = {}
-        for change in plan.updates:
-            by_columns.setdefault(tuple(sorted(alert_columns(change))), []).append(change)
-        for columns, changes in by_columns.items():
-            self.conn.execute(
-                update_statement(columns, tenant),
-                [{"alert_id": c["alert_id"]} | {f"new_{k}": c[k] for k in columns} for c in changes],
-            )
-        bulk_insert(self.conn, alert_events, event_rows(tenant, plan, ids, run_id, now))
-        moved = state_changes(context, entity_states(existing, plan))
-        if moved:
-            self.conn.execute(
-                update(entities)
-                .where(entities.c.tenant == tenant, entities.c.id == bindparam("row_id"))
-                .values(state=bindparam("new_state")),
-                moved,
-            )
-        reset_removed_states(self.conn, tenant)
+        ids = alert_writes.insert_alerts(self.conn, tenant, plan.creates)
+        alert_writes.update_alerts(self.conn, tenant, plan.updates)
+        alert_writes.insert_events(self.conn, event_rows(tenant, plan, ids, run_id, now))
+        alert_writes.set_entity_states(self.conn, tenant, state_changes(context, entity_states(existing, plan)))
+        alert_writes.reset_removed_states(self.conn, tenant)
         return outcome(existing, plan)
-
-
-def duplicate_open_fingerprints(conn: Connection, tenant: str) -> list[str]:
-    """Fingerprints held by more than one open alert (the unique index should make this impossible)."""
-    query = (
-        select(alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id)
-        .where(alerts.c.tenant == tenant, alerts.c.status != "resolved")
-        .group_by(alerts.c.alert_type, alerts.c.entity_type, alerts.c.entity_id, alerts.c.sku_id)
-        .having(func.count() > 1)
-    )
-    return [":".join(row) for row in conn.execute(query)]

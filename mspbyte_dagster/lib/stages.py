@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from mspbyte_dagster.lib.alerts import AlertManager, duplicate_open_fingerprints
+from mspbyte_dagster.lib.alerts import AlertManager
 from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
@@ -17,6 +17,7 @@ from mspbyte_dagster.lib.passes import CheckOutcome, PassState
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.alert_writes import duplicate_open_fingerprints
 from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, module
 

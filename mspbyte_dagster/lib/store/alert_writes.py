@@ -1,0 +1,83 @@
+"""A pass's alert writes: its plan carried out in a bounded number of statements, whatever the alert
+count (lib/alerts.py plans; this module only writes)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from mspbyte_dagster.lib.store.bulk import bulk_insert
+from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
+
+Fingerprint = tuple[str, str, str, str]  # alert type, entity type, entity id, sku id
+
+
+def fingerprint_of(row) -> Fingerprint:
+    return (row.alert_type, row.entity_type, row.entity_id, row.sku_id)
+
+
+def tenant_alerts(conn: Connection, tenant: str) -> list:
+    return list(conn.execute(select(alerts).where(alerts.c.tenant == tenant)))
+
+
+def insert_alerts(conn: Connection, tenant: str, creates: list[dict]) -> dict[Fingerprint, int]:
+    """New alerts, and the id of every alert of the tenant by fingerprint (one read, not one per row)."""
+    if not creates:
+        return {}
+    bulk_insert(conn, alerts, creates)
+    c = alerts.c
+    query = select(c.id, c.alert_type, c.entity_type, c.entity_id, c.sku_id).where(c.tenant == tenant)
+    return {fingerprint_of(row): row.id for row in conn.execute(query)}
+
+
+def alert_columns(change: dict) -> dict:
+    return {k: v for k, v in change.items() if k != "alert_id"}
+
+
+def update_alerts(conn: Connection, tenant: str, changes: list[dict]) -> None:
+    """One executemany UPDATE per set of changed columns."""
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for change in changes:
+        by_columns.setdefault(tuple(sorted(alert_columns(change))), []).append(change)
+    for columns, same in by_columns.items():
+        statement = (
+            update(alerts)
+            .where(alerts.c.tenant == tenant, alerts.c.id == bindparam("alert_id"))
+            .values({name: bindparam(f"new_{name}") for name in columns})
+        )
+        conn.execute(statement, [{"alert_id": c["alert_id"]} | {f"new_{k}": c[k] for k in columns} for c in same])
+
+
+def insert_events(conn: Connection, rows: list[dict]) -> None:
+    bulk_insert(conn, alert_events, rows)
+
+
+def set_entity_states(conn: Connection, tenant: str, moved: list[dict]) -> None:
+    """Entity states ({row_id, new_state}) that the pass's alerts moved."""
+    if moved:
+        conn.execute(
+            update(entities)
+            .where(entities.c.tenant == tenant, entities.c.id == bindparam("row_id"))
+            .values(state=bindparam("new_state")),
+            moved,
+        )
+
+
+def reset_removed_states(conn: Connection, tenant: str) -> None:
+    """Entities removed by the sweep have no active alert left (theirs resolve as entity_removed)."""
+    conn.execute(
+        update(entities)
+        .where(entities.c.tenant == tenant, entities.c.deleted_at.is_not(None), entities.c.state != "normal")
+        .values(state="normal")
+    )
+
+
+def duplicate_open_fingerprints(conn: Connection, tenant: str) -> list[str]:
+    """Fingerprints held by more than one open alert (the unique index should make this impossible)."""
+    c = alerts.c
+    query = (
+        select(c.alert_type, c.entity_type, c.entity_id, c.sku_id)
+        .where(c.tenant == tenant, c.status != "resolved")
+        .group_by(c.alert_type, c.entity_type, c.entity_id, c.sku_id)
+        .having(func.count() > 1)
+    )
+    return [":".join(row) for row in conn.execute(query)]
