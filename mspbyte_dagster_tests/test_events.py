@@ -111,6 +111,8 @@ def test_a_window_of_a_tenant_no_longer_registered_starts_no_run():
         (StreamMessage(1, T0, sync_subject("alpha", "m365"), b"[1, 2]"), WRONG_SCHEMA, "JSON list"),
         (event(1, 0, syncId=""), WRONG_SCHEMA, "syncId"),
         (event(1, 0, completedAt="yesterday"), WRONG_SCHEMA, "completedAt"),
+        (event(1, 0, completedAt=1793491200), WRONG_SCHEMA, "completedAt 1793491200 is not an ISO-8601"),
+        (event(1, 0, syncId=5), WRONG_SCHEMA, "syncId 5 is not a string"),
         (event(1, 0, completedAt="2026-11-01T00:00:00"), WRONG_SCHEMA, "no time zone"),
         (event(1, 0, integration="google"), WRONG_SCHEMA, "integration 'google'"),
         (event(1, 0, tenantId="a b"), WRONG_SCHEMA, "tenantId 'a b'"),

@@ -24,6 +24,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from mspbyte_dagster.lib.model import MICROSOFT365, is_tenant_key
 
@@ -45,7 +48,6 @@ READ_BUDGET_SECONDS = 20.0
 MAX_RUNS_PER_TICK = 1_000
 
 INTEGRATIONS = (MICROSOFT365,)
-REQUIRED_FIELDS = ("tenantId", "dataSourceId", "integration", "syncId", "completedAt")
 MALFORMED_JSON = "malformed_json"
 WRONG_SCHEMA = "wrong_schema"
 UNKNOWN_TENANT = "unknown_tenant"
@@ -170,29 +172,73 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _key(value: str) -> str:
+    if not is_tenant_key(value):
+        raise ValueError("is not a key (letters, digits, _ and -, at most 64)")
+    return value
+
+
+def _integration(value: str) -> str:
+    if value not in INTEGRATIONS:
+        raise ValueError(f"is not one of {', '.join(INTEGRATIONS)}")
+    return value
+
+
+def _timestamp_text(value: object) -> object:
+    if not isinstance(value, str):  # pydantic would take a number as Unix time; the guide sends ISO-8601
+        raise ValueError("is not an ISO-8601 timestamp")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("has no time zone")
+    return value
+
+
+class SyncPayload(BaseModel):
+    """The payload of a sync event, as the migration guide defines it; extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenantId: Annotated[str, Field(strict=True), AfterValidator(_key)]
+    dataSourceId: Annotated[str, Field(strict=True), AfterValidator(_key)]
+    integration: Annotated[str, Field(strict=True), AfterValidator(_integration)]
+    syncId: Annotated[str, Field(strict=True, min_length=1)]
+    completedAt: Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_aware)]
+
+
 def _schema_problem(event: object, subject: str, streams: EventStreams) -> str | None:
     if not isinstance(event, dict):
         return f"the payload is a JSON {type(event).__name__}, not an object"
-    missing = [name for name in REQUIRED_FIELDS if name not in event]
-    if missing:
-        return f"missing field(s) {', '.join(missing)}"
-    for name in ("tenantId", "dataSourceId"):
-        if not is_tenant_key(event[name]):
-            return f"{name} {_shown(event[name])} is not a key (letters, digits, _ and -, at most 64)"
-    if event["integration"] not in INTEGRATIONS:
-        return f"integration {_shown(event['integration'])} is not one of {', '.join(INTEGRATIONS)}"
-    if not isinstance(event["syncId"], str) or not event["syncId"]:
-        return f"syncId {_shown(event['syncId'])} is not a non-empty string"
     try:
-        completed = datetime.fromisoformat(event["completedAt"])
-    except (TypeError, ValueError):
-        return f"completedAt {_shown(event['completedAt'])} is not an ISO-8601 timestamp"
-    if completed.tzinfo is None:
-        return f"completedAt {_shown(event['completedAt'])} has no time zone"
-    expected = streams.sync_subject(event["tenantId"], event["dataSourceId"])
+        payload = SyncPayload.model_validate(event)
+    except ValidationError as invalid:
+        return _described(invalid, event)
+    expected = streams.sync_subject(payload.tenantId, payload.dataSourceId)
     if subject != expected:
         return f"subject {_shown(subject)} does not match the payload's {expected!r}"
     return None
+
+
+def _described(invalid: ValidationError, event: dict) -> str:
+    """The first thing wrong, in the operator's words (every missing field at once)."""
+    errors = invalid.errors(include_url=False)
+    missing = [str(e["loc"][0]) for e in errors if e["type"] == "missing"]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    error = errors[0]
+    name = str(error["loc"][0])
+    problem = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_too_short":
+        problem = "is not a non-empty string"
+    elif error["type"] == "string_type":
+        problem = "is not a string"
+    elif name == "completedAt" and error["type"] != "value_error":
+        problem = "is not an ISO-8601 timestamp"
+    elif not problem.startswith(("is ", "has ")):
+        problem = f"is not valid: {problem}"
+    return f"{name} {_shown(event.get(name))} {problem}"
 
 
 def _no_constant(name: str) -> None:
