@@ -1,20 +1,20 @@
 """Tenant snapshot folders (docs/snapshot-format.md): validation and reading.
 
-The same record checks serve import (a bad record rejects the folder) and the
-Graph adapter (a bad record is quarantined and its file marked incomplete).
+The same record checks (the pydantic models of snapshot_records.py) serve import (a bad record
+rejects the folder) and the Graph adapter (a bad record is quarantined and its file marked
+incomplete); a problem names its file, record and field.
 """
 
 from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from mspbyte_dagster.lib.adapters.snapshot_records import errors
 from mspbyte_dagster.lib.errors import InputError
-from mspbyte_dagster.lib.model import TENANT_KEY_PATTERN, azure_tenant_guid, is_tenant_key
 
 ARRAY_FILES = (
     "users",
@@ -29,234 +29,8 @@ ARRAY_FILES = (
 OBJECT_FILES = ("group_members", "security_defaults")
 DATA_FILES = ARRAY_FILES + OBJECT_FILES
 SNAPSHOT_FILES = ("tenant", *DATA_FILES)
-CA_STATES = ("enabled", "disabled", "enabledForReportingButNotEnforced")
-# What the app database and a pass can take (what passes validation passes a pass).
 MAX_FILE_BYTES = 256 * 2**20  # one snapshot file, far beyond the largest tenant's (docs/benchmarks.md)
-MAX_ID_LENGTH = 128  # entities.external_id
-MAX_SKU_ID_LENGTH = 64  # alerts.sku_id
-MAX_COUNT = 10**9
-TIMESTAMP_YEARS = (1900, 2100)  # outside: a typo, or a clock that would mark every user stale
-CAPTURED_YEARS = (2000, 2100)
-
-Check = Callable[[object], str | None]
-
-
-def _optional(check: Check) -> Check:
-    return lambda value: None if value is None else check(value)
-
-
-def _string(value: object) -> str | None:
-    return None if isinstance(value, str) and value else "must be a non-empty string"
-
-
-def _id(limit: int = MAX_ID_LENGTH) -> Check:
-    def check(value: object) -> str | None:
-        if not isinstance(value, str) or not value:
-            return "must be a non-empty string"
-        return None if len(value) <= limit else f"is {len(value)} characters long, at most {limit} fit"
-
-    return check
-
-
-def _guid(value: object) -> str | None:
-    if not isinstance(value, str):
-        return "must be a GUID string"
-    try:
-        azure_tenant_guid(value)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def _text(value: object) -> str | None:
-    return None if isinstance(value, str) else "must be a string"
-
-
-def _boolean(value: object) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def _count(value: object) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
-    return None if ok else f"must be a whole number from 0 to {MAX_COUNT}"
-
-
-def _timestamp_in(first: int, last: int) -> Check:
-    def check(value: object) -> str | None:
-        if not isinstance(value, str):
-            return "must be an ISO-8601 timestamp string"
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return f"{shown!r} is not an ISO-8601 timestamp"
-        if parsed.tzinfo is None:
-            return f"{shown!r} has no timezone (use Z for UTC)"
-        if not first <= parsed.year < last:
-            return f"{shown!r} is outside the years {first} to {last - 1}"
-        return None
-
-    return check
-
-
-_timestamp = _timestamp_in(*TIMESTAMP_YEARS)
-
-
-def _one_of(*allowed: str) -> Check:
-    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
-
-
-def _strings(value: object) -> str | None:
-    ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return None if ok else "must be an array of strings"
-
-
-def _object(fields: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
-    def check(value: object) -> str | None:
-        if not isinstance(value, dict):
-            return "must be an object"
-        problems = record_problems(value, fields, required)
-        return "; ".join(f"{name} {problem}" for name, problem in problems) or None
-
-    return check
-
-
-def _array_of(check: Check) -> Check:
-    def checked(value: object) -> str | None:
-        if not isinstance(value, list):
-            return "must be an array"
-        for index, item in enumerate(value):
-            problem = check(item)
-            if problem:
-                return f"[{index}] {problem}"
-        return None
-
-    return checked
-
-
-_SIGN_IN = _object(
-    {
-        "lastSignInDateTime": _optional(_timestamp),
-        "lastNonInteractiveSignInDateTime": _optional(_timestamp),
-        "lastSuccessfulSignInDateTime": _optional(_timestamp),
-    }
-)
-_USER_TARGETS = _object(
-    {
-        name: _optional(_strings)
-        for name in (
-            "includeUsers",
-            "excludeUsers",
-            "includeGroups",
-            "excludeGroups",
-            "includeRoles",
-            "excludeRoles",
-        )
-    }
-    | {
-        name: _optional(_object({"guestOrExternalUserTypes": _optional(_text)}))
-        for name in ("includeGuestsOrExternalUsers", "excludeGuestsOrExternalUsers")
-    }
-)
-_CONDITIONS = _object(
-    {
-        "users": _optional(_USER_TARGETS),
-        "applications": _optional(
-            _object({"includeApplications": _optional(_strings), "excludeApplications": _optional(_strings)})
-        ),
-        "clientAppTypes": _optional(_strings),
-    },
-    required=("users",),
-)
-_GRANT = _object(
-    {
-        "operator": _optional(_one_of("OR", "AND")),
-        "builtInControls": _optional(_strings),
-        "authenticationStrength": _optional(
-            _object({"id": _optional(_text), "requirementsSatisfied": _optional(_text)})
-        ),
-    }
-)
-_ASSIGNMENT = {"id": _id(), "principalId": _id(), "roleDefinitionId": _id(), "directoryScopeId": _optional(_text)}
-_MEMBER = _object({"@odata.type": _string, "id": _id()}, required=("@odata.type", "id"))
-
-# file stem -> (field checks, required fields)
-RECORD_FIELDS: dict[str, tuple[dict[str, Check], tuple[str, ...]]] = {
-    "users": (
-        {
-            "id": _id(),
-            "displayName": _optional(_text),
-            "userPrincipalName": _optional(_text),
-            "accountEnabled": _boolean,
-            "userType": _optional(_text),
-            "createdDateTime": _optional(_timestamp),
-            "assignedLicenses": _optional(_array_of(_object({"skuId": _id(MAX_SKU_ID_LENGTH)}, required=("skuId",)))),
-            "signInActivity": _optional(_SIGN_IN),
-        },
-        ("id", "accountEnabled"),
-    ),
-    "groups": (
-        {
-            "id": _id(),
-            "displayName": _optional(_text),
-            "securityEnabled": _optional(_boolean),
-            "mailEnabled": _optional(_boolean),
-            "groupTypes": _optional(_strings),
-            "visibility": _optional(_text),
-        },
-        ("id",),
-    ),
-    "role_definitions": (
-        {
-            "id": _id(),
-            "displayName": _text,
-            "templateId": _optional(_text),
-            "isBuiltIn": _optional(_boolean),
-            "isPrivileged": _optional(_boolean),
-        },
-        ("id", "displayName"),
-    ),
-    "role_assignments": (_ASSIGNMENT, ("id", "principalId", "roleDefinitionId")),
-    "role_eligibilities": (
-        _ASSIGNMENT | {"startDateTime": _optional(_timestamp), "endDateTime": _optional(_timestamp)},
-        ("id", "principalId", "roleDefinitionId"),
-    ),
-    "conditional_access_policies": (
-        {
-            "id": _id(),
-            "displayName": _optional(_text),
-            "state": _one_of(*CA_STATES),
-            "conditions": _CONDITIONS,
-            "grantControls": _optional(_GRANT),
-        },
-        ("id", "state", "conditions"),
-    ),
-    "subscribed_skus": (
-        {
-            "skuId": _id(MAX_SKU_ID_LENGTH),
-            "skuPartNumber": _optional(_text),
-            "consumedUnits": _count,
-            "prepaidUnits": _optional(_object({"enabled": _count}, required=("enabled",))),
-        },
-        ("skuId", "consumedUnits"),
-    ),
-    "user_registration_details": (
-        {"id": _id(), "isMfaRegistered": _boolean, "isAdmin": _optional(_boolean)},
-        ("id", "isMfaRegistered"),
-    ),
-}
 RECORD_KEY = {stem: ("skuId" if stem == "subscribed_skus" else "id") for stem in ARRAY_FILES}
-
-
-def record_problems(record: dict, fields: dict[str, Check], required: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """(field, problem) pairs for one record; unknown extra fields are kept and ignored."""
-    problems = [(name, "is missing") for name in required if name not in record]
-    for name, check in fields.items():
-        if name in record:
-            problem = check(record[name])
-            if problem:
-                problems.append((name, problem))
-    return problems
 
 
 @dataclass(frozen=True)
@@ -291,74 +65,49 @@ class SnapshotError(InputError):
         super().__init__(f"invalid tenant snapshot {origin}:\n{shown}{more}")
 
 
+def _path(parts: tuple) -> str | None:
+    """pydantic's location as a field path: conditions.users.includeUsers, assignedLicenses[0].skuId."""
+    shown = ""
+    for part in parts:
+        shown += f"[{part}]" if isinstance(part, int) else (f".{part}" if shown else str(part))
+    return shown or None
+
+
 def array_problems(stem: str, records: object) -> list[Problem]:
     """Problems of one array file: shape, fields and duplicate keys."""
     if not isinstance(records, list):
         return [Problem(stem, "must hold a JSON array")]
-    fields, required = RECORD_FIELDS[stem]
     key = RECORD_KEY[stem]
-    problems, seen = [], set()
+    problems = []
+    for where, message in errors(stem, records):
+        index = where[0]
+        record = records[index]
+        record_id = record.get(key) if isinstance(record, dict) and isinstance(record.get(key), str) else None
+        problems.append(Problem(stem, message, index, record_id, _path(where[1:])))
+    seen: set[str] = set()
     for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            problems.append(Problem(stem, "must be an object", record=index))
-            continue
-        record_id = record.get(key) if isinstance(record.get(key), str) else None
-        for name, message in record_problems(record, fields, required):
-            problems.append(Problem(stem, message, index, record_id, name))
-        if record_id is not None:
+        record_id = record.get(key) if isinstance(record, dict) else None
+        if isinstance(record_id, str):
             if record_id in seen:
                 problems.append(Problem(stem, f"duplicate {key}", index, record_id, key))
             seen.add(record_id)
-    return problems
-
-
-def group_members_problems(members: object) -> list[Problem]:
-    if not isinstance(members, dict):
-        return [Problem("group_members", "must hold an object: group id -> array of members")]
-    problems = []
-    for group_id, group_members in members.items():
-        problem = _id()(group_id) and f"group id {_id()(group_id)}" or _array_of(_MEMBER)(group_members)
-        if problem:
-            problems.append(Problem("group_members", problem, record_id=group_id, field=group_id))
-    return problems
-
-
-def security_defaults_problems(value: object) -> list[Problem]:
-    problem = _object({"isEnabled": _boolean}, required=("isEnabled",))(value)
-    return [Problem("security_defaults", problem)] if problem else []
-
-
-def tenant_problems(value: object) -> list[Problem]:
-    if not isinstance(value, dict):
-        return [Problem("tenant", "must hold a JSON object")]
-    fields = {
-        "name": _text,
-        "azureTenantId": _guid,
-        "capturedAt": _timestamp_in(*CAPTURED_YEARS),
-        "sources": _optional(_object({})),
-    }
-    problems = [Problem("tenant", m, field=f) for f, m in record_problems(value, fields, tuple(fields)[:3])]
-    if "id" not in value:
-        problems.append(Problem("tenant", "is missing", field="id"))
-    elif not is_tenant_key(value["id"]):
-        problems.append(Problem("tenant", f"{value['id']!r} does not match {TENANT_KEY_PATTERN}", field="id"))
-    sources = value.get("sources")
-    for stem, source in (sources if isinstance(sources, dict) else {}).items():
-        if not isinstance(source, dict) or not isinstance(source.get("complete"), bool):
-            problems.append(Problem("tenant", "must be {complete: bool, reason: str}", field=f"sources.{stem}"))
-        elif _optional(_array_of(_id()))(source.get("unread")):
-            problems.append(Problem("tenant", "unread must be an array of ids", field=f"sources.{stem}.unread"))
-    return problems
+    return sorted(problems, key=lambda p: p.record)
 
 
 def content_problems(stem: str, content: object) -> list[Problem]:
-    if stem == "tenant":
-        return tenant_problems(content)
-    if stem == "group_members":
-        return group_members_problems(content)
-    if stem == "security_defaults":
-        return security_defaults_problems(content)
-    return array_problems(stem, content)
+    if stem in ARRAY_FILES:
+        return array_problems(stem, content)
+    if stem != "tenant" and not isinstance(content, dict):
+        shape = "group id -> array of members" if stem == "group_members" else "{isEnabled: bool}"
+        return [Problem(stem, f"must hold an object: {shape}")]
+    if stem == "tenant" and not isinstance(content, dict):
+        return [Problem("tenant", "must hold a JSON object")]
+    if stem == "group_members":  # the group is the record: its id names it
+        return [
+            Problem(stem, message, record_id=str(where[0]), field=_path(where))
+            for where, message in errors(stem, content)
+        ]
+    return [Problem(stem, message, field=_path(where)) for where, message in errors(stem, content)]
 
 
 @dataclass
