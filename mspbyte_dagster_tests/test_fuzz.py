@@ -122,7 +122,7 @@ def test_what_validation_accepts_a_pass_accepts(sqlite_url, raw):
     engine = engine_for(sqlite_url)
     with engine.begin() as conn:
         import_snapshot(conn, snapshot)
-    result = run_tenant_pass(engine, "contoso", STAGES, PassOptions())
+    result = run_tenant_pass(engine, snapshot.key, STAGES, PassOptions())  # a mutation may rename the tenant
     assert result.status in ("succeeded", "held"), result.reason
     with engine.begin() as conn:  # the next case starts from an empty database again
         for table in reversed(metadata.sorted_tables):
