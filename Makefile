@@ -55,7 +55,7 @@ ui: install home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install
-	$(BIN)/ruff check mspbyte_dagster mspbyte_dagster_tests
+	$(BIN)/ruff check mspbyte_dagster mspbyte_dagster_tests mspbyte_dev
 	$(BIN)/python -m pytest
 
 # The quick loop: no PostgreSQL, Redis or NATS, and none of the tests that take a second or more.

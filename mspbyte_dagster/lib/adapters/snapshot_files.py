@@ -30,6 +30,11 @@ OBJECT_FILES = ("group_members", "security_defaults")
 DATA_FILES = ARRAY_FILES + OBJECT_FILES
 SNAPSHOT_FILES = ("tenant", *DATA_FILES)
 MAX_FILE_BYTES = 256 * 2**20  # one snapshot file, far beyond the largest tenant's (docs/benchmarks.md)
+OBJECT_SHAPES = {
+    "tenant": "a JSON object",
+    "group_members": "an object: group id -> array of members",
+    "security_defaults": "an object: {isEnabled: bool}",
+}
 RECORD_KEY = {stem: ("skuId" if stem == "subscribed_skus" else "id") for stem in ARRAY_FILES}
 
 
@@ -97,11 +102,8 @@ def array_problems(stem: str, records: object) -> list[Problem]:
 def content_problems(stem: str, content: object) -> list[Problem]:
     if stem in ARRAY_FILES:
         return array_problems(stem, content)
-    if stem != "tenant" and not isinstance(content, dict):
-        shape = "group id -> array of members" if stem == "group_members" else "{isEnabled: bool}"
-        return [Problem(stem, f"must hold an object: {shape}")]
-    if stem == "tenant" and not isinstance(content, dict):
-        return [Problem("tenant", "must hold a JSON object")]
+    if not isinstance(content, dict):
+        return [Problem(stem, f"must hold {OBJECT_SHAPES[stem]}")]
     if stem == "group_members":  # the group is the record: its id names it
         return [
             Problem(stem, message, record_id=str(where[0]), field=_path(where))
