@@ -6,7 +6,7 @@ from dagster import BetaWarning, Definitions, in_process_executor, with_source_c
 
 from mspbyte_dagster.defs.assets import tenant_pipeline
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
-from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource, NatsResource
+from mspbyte_dagster.defs.resources import resources_from_env
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_registry_sensor
 
@@ -21,10 +21,5 @@ defs = Definitions(
     executor=in_process_executor,
     sensors=[sync_event_sensor, tenant_registry_sensor],
     schedules=[tenant_refresh_schedule],
-    resources={
-        "database": DatabaseResource(),
-        "feature_flags": FeatureFlagsResource(),
-        "nats": NatsResource(),
-        "graph": GraphResource.from_env(),
-    },
+    resources=resources_from_env(),
 )

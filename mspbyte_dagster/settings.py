@@ -10,12 +10,13 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -42,45 +43,51 @@ class SettingsError(InputError):
     """A variable of the environment has a value the project cannot use."""
 
 
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
+# Variables whose values never appear in an error, a log line or a repr.
+SECRET_VARIABLES = frozenset({"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY"})
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = _text(env, name)
-    if value is None:
-        return default
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={value!r} is not a boolean: use true or false")
+def _url_of(schemes: tuple[str, ...]) -> AfterValidator:
+    def checked(value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in schemes or not rest:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    return AfterValidator(checked)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    value = _text(env, name)
-    if value is None:
-        return default
+def _database_url(value: str) -> str:
     try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a whole number") from None
-    if number < low or (high is not None and number > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise SettingsError(f"{name}={number} is out of range ({bound})")
-    return number
-
-
-def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
-    value = _text(env, name)
-    if value is None:
-        return None
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme not in schemes or not rest:
-        raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("is not a database URL: use postgresql://user@host:5432/db or sqlite:///path") from None
+    if url.get_backend_name() not in DATABASE_DRIVERS:
+        raise ValueError(f"names the unsupported database {url.get_backend_name()!r}: use postgresql:// or sqlite:///")
+    if url.get_backend_name() == "postgresql" and not url.database:
+        raise ValueError("names no database: add /<database> to the URL")
     return value
+
+
+def _namespace(value: str) -> str:
+    if not NAMESPACE.fullmatch(value):
+        raise ValueError("cannot name streams and keys: use 1 to 32 letters, digits, _ or -")
+    return value
+
+
+def _refresh_interval(minutes: int) -> int:
+    """A cron schedule can only repeat evenly within a day."""
+    if 60 % minutes and (minutes % 60 or MINUTES_PER_DAY % minutes):
+        raise ValueError(
+            "does not divide an hour or a day evenly: use a divisor of 60 "
+            "(1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) or whole hours dividing 24 (120, 180, 240, 360, 480, 720, 1440)"
+        )
+    return minutes
+
+
+HttpUrl = Annotated[str, _url_of(("http", "https"))]
+Whole = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
 
 
 def _default_data_dir(env: Mapping[str, str]) -> Path:
@@ -88,88 +95,72 @@ def _default_data_dir(env: Mapping[str, str]) -> Path:
     never site-packages."""
     if (REPO_ROOT / "pyproject.toml").is_file():
         return REPO_ROOT / ".mspbyte"
-    return Path(_text(env, "XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mspbyte"
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mspbyte"
 
 
-def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
-    value = _text(env, "DATABASE_URL")
-    if value is None:
-        return f"sqlite:///{data_dir / 'app.db'}"
-    try:
-        url = make_url(value)
-    except ArgumentError:
-        raise SettingsError(
-            "DATABASE_URL is not a database URL: use postgresql://user@host:5432/db or sqlite:///path"
-        ) from None
-    if url.get_backend_name() not in DATABASE_DRIVERS:
-        raise SettingsError(
-            f"DATABASE_URL names the unsupported database {url.get_backend_name()!r}: use postgresql:// or sqlite:///"
-        )
-    if url.get_backend_name() == "postgresql" and not url.database:
-        raise SettingsError("DATABASE_URL names no database: add /<database> to the URL")
-    return value
+def _flag_variable(flag: str, part: str) -> str:
+    return f"FEATURE_{flag.upper()}" + ("_ROLLOUT" if part == "rollout" else "")
 
 
-def _namespace(env: Mapping[str, str]) -> str | None:
-    """Prefix of NATS stream names, subjects and Redis keys: installations sharing a server stay apart."""
-    value = _text(env, "MSPBYTE_NAMESPACE")
-    if value is not None and not NAMESPACE.fullmatch(value):
-        raise SettingsError(
-            f"MSPBYTE_NAMESPACE={value!r} cannot name streams and keys: use 1 to 32 letters, digits, _ or -"
-        )
-    return value
+class Settings(BaseModel):
+    """Each field is read from the variable its alias names; a blank variable counts as unset."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-def _refresh_interval_minutes(env: Mapping[str, str]) -> int:
-    """Minutes between two refreshes of every tenant; a cron schedule can only repeat evenly within a day."""
-    minutes = _int(env, "REFRESH_INTERVAL_MINUTES", 60, 1, MINUTES_PER_DAY)
-    if 60 % minutes and (minutes % 60 or MINUTES_PER_DAY % minutes):
-        raise SettingsError(
-            f"REFRESH_INTERVAL_MINUTES={minutes} does not divide an hour or a day evenly: use a divisor of 60 "
-            "(1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) or whole hours dividing 24 (120, 180, 240, 360, 480, 720, 1440)"
-        )
-    return minutes
-
-
-def _flag_defaults(env: Mapping[str, str]) -> dict[str, FlagDefault]:
-    defaults = {}
-    for flag, default in FLAG_DEFAULTS.items():
-        prefix = f"FEATURE_{flag.upper()}"
-        defaults[flag] = FlagDefault(
-            enabled=_bool(env, prefix, default.enabled),
-            rollout=_int(env, f"{prefix}_ROLLOUT", default.rollout, 0, 100),
-        )
-    return defaults
-
-
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    database_url: str = field(repr=False)
-    dagster_home: Path
-    redis_url: str | None = field(repr=False)
-    nats_url: str | None
-    namespace: str | None
+    data_dir: Path = Field(alias="MSPBYTE_DATA_DIR")
+    database_url: Annotated[str, AfterValidator(_database_url)] = Field(alias="DATABASE_URL", repr=False)
+    dagster_home: Path = Field(alias="DAGSTER_HOME")
+    redis_url: Annotated[str, _url_of(("redis", "rediss", "unix"))] | None = Field(None, alias="REDIS_URL", repr=False)
+    nats_url: Annotated[str, _url_of(("nats", "tls", "ws", "wss"))] | None = Field(None, alias="NATS_URL")
+    # Prefix of NATS stream names, subjects and Redis keys: installations sharing a server stay apart.
+    namespace: Annotated[str, AfterValidator(_namespace)] | None = Field(None, alias="MSPBYTE_NAMESPACE")
     flag_defaults: dict[str, FlagDefault]
-    slow_query_threshold_ms: int
-    max_debounce_window_ms: int
-    refresh_interval_minutes: int
-    max_concurrent_jobs: int
-    job_timeout_ms: int
-    log_level: str
-    metrics_port: int
-    enable_prometheus: bool
-    prometheus_pushgateway_url: str | None
-    graph_client_id: str | None
-    graph_client_secret: str | None = field(repr=False)
-    graph_authority_host: str
-    graph_base_url: str
-    graph_consent_redirect_uri: str | None
-    graph_reports_limit: int  # requests per 10 s to Graph's reports (sign-ins, registration), per tenant
-    convex_api_key_set: bool
-    snapshot_retention: int
-    ledger_retention_days: int
-    alert_event_retention_days: int
+    slow_query_threshold_ms: Whole = Field(100, alias="SLOW_QUERY_THRESHOLD_MS")
+    max_debounce_window_ms: Whole = Field(300_000, alias="MAX_DEBOUNCE_WINDOW_MS")
+    refresh_interval_minutes: Annotated[int, Field(ge=1, le=MINUTES_PER_DAY), AfterValidator(_refresh_interval)] = (
+        Field(60, alias="REFRESH_INTERVAL_MINUTES")
+    )
+    max_concurrent_jobs: Positive = Field(5, alias="MAX_CONCURRENT_JOBS")
+    job_timeout_ms: Annotated[int, Field(ge=1000)] = Field(600_000, alias="JOB_TIMEOUT_MS")
+    log_level: Literal[LOG_LEVELS] = Field("info", alias="LOG_LEVEL")
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] = Field(9090, alias="METRICS_PORT")
+    enable_prometheus: bool = Field(True, alias="ENABLE_PROMETHEUS")
+    prometheus_pushgateway_url: HttpUrl | None = Field(None, alias="PROMETHEUS_PUSHGATEWAY_URL")
+    graph_client_id: str | None = Field(None, alias="GRAPH_CLIENT_ID")
+    graph_client_secret: SecretStr | None = Field(None, alias="GRAPH_CLIENT_SECRET")
+    graph_authority_host: HttpUrl = Field("https://login.microsoftonline.com", alias="GRAPH_AUTHORITY_HOST")
+    graph_base_url: HttpUrl = Field("https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL")
+    graph_consent_redirect_uri: HttpUrl | None = Field(None, alias="GRAPH_CONSENT_REDIRECT_URI")
+    # Requests per 10 s to Graph's reports (sign-ins, registration), per tenant.
+    graph_reports_limit: Positive = Field(5, alias="GRAPH_REPORTS_LIMIT")
+    convex_api_key: SecretStr | None = Field(None, alias="CONVEX_API_KEY")
+    snapshot_retention: Positive = Field(10, alias="SNAPSHOT_RETENTION")
+    ledger_retention_days: Positive = Field(400, alias="LEDGER_RETENTION_DAYS")
+    alert_event_retention_days: Positive = Field(400, alias="ALERT_EVENT_RETENTION_DAYS")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_variables(cls, env: Mapping[str, str]) -> dict:
+        """Blank means unset; the defaults that follow the data folder, and the flag family
+        FEATURE_<FLAG>[_ROLLOUT], are made here from the same variables."""
+        values = {name: value.strip() for name, value in env.items() if isinstance(value, str) and value.strip()}
+        data_dir = Path(values.get("MSPBYTE_DATA_DIR") or _default_data_dir(values)).resolve()
+        values["MSPBYTE_DATA_DIR"] = data_dir
+        values.setdefault("DATABASE_URL", f"sqlite:///{data_dir / 'app.db'}")
+        values["DAGSTER_HOME"] = Path(values.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+        if "LOG_LEVEL" in values:
+            values["LOG_LEVEL"] = values["LOG_LEVEL"].lower()
+        values["flag_defaults"] = {
+            flag: {
+                part: values.get(_flag_variable(flag, part), getattr(default, part)) for part in ("enabled", "rollout")
+            }
+            for flag, default in FLAG_DEFAULTS.items()
+        }
+        return values
+
+    @property
+    def convex_api_key_set(self) -> bool:
+        return self.convex_api_key is not None
 
     @property
     def retention(self) -> Retention:
@@ -189,43 +180,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        data_dir = Path(_text(env, "MSPBYTE_DATA_DIR") or _default_data_dir(env)).resolve()
-        log_level = (_text(env, "LOG_LEVEL") or "info").lower()
-        if log_level not in LOG_LEVELS:
-            raise SettingsError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-        settings = cls(
-            data_dir=data_dir,
-            database_url=_database_url(env, data_dir),
-            dagster_home=Path(_text(env, "DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
-            redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
-            nats_url=_url(env, "NATS_URL", ("nats", "tls", "ws", "wss")),
-            namespace=_namespace(env),
-            flag_defaults=_flag_defaults(env),
-            slow_query_threshold_ms=_int(env, "SLOW_QUERY_THRESHOLD_MS", 100, 0),
-            max_debounce_window_ms=_int(env, "MAX_DEBOUNCE_WINDOW_MS", 300_000, 0),
-            refresh_interval_minutes=_refresh_interval_minutes(env),
-            max_concurrent_jobs=_int(env, "MAX_CONCURRENT_JOBS", 5, 1),
-            job_timeout_ms=_int(env, "JOB_TIMEOUT_MS", 600_000, 1000),
-            log_level=log_level,
-            metrics_port=_int(env, "METRICS_PORT", 9090, 1, 65535),
-            enable_prometheus=_bool(env, "ENABLE_PROMETHEUS", True),
-            prometheus_pushgateway_url=_url(env, "PROMETHEUS_PUSHGATEWAY_URL", ("http", "https")),
-            graph_client_id=_text(env, "GRAPH_CLIENT_ID"),
-            graph_client_secret=_text(env, "GRAPH_CLIENT_SECRET"),
-            graph_authority_host=_url(env, "GRAPH_AUTHORITY_HOST", ("http", "https"))
-            or "https://login.microsoftonline.com",
-            graph_base_url=_url(env, "GRAPH_BASE_URL", ("http", "https")) or "https://graph.microsoft.com/v1.0",
-            graph_consent_redirect_uri=_url(env, "GRAPH_CONSENT_REDIRECT_URI", ("http", "https")),
-            graph_reports_limit=_int(env, "GRAPH_REPORTS_LIMIT", 5, 1),
-            convex_api_key_set=_text(env, "CONVEX_API_KEY") is not None,
-            snapshot_retention=_int(env, "SNAPSHOT_RETENTION", 10, 1),
-            ledger_retention_days=_int(env, "LEDGER_RETENTION_DAYS", 400, 1),
-            alert_event_retention_days=_int(env, "ALERT_EVENT_RETENTION_DAYS", 400, 1),
-        )
+        try:
+            settings = cls.model_validate(os.environ if env is None else env)
+        except ValidationError as invalid:
+            raise SettingsError("; ".join(_problem(error) for error in invalid.errors())) from None
         if settings.convex_api_key_set:
             log.warning("CONVEX_API_KEY is set but ignored: this project keeps its data in DATABASE_URL")
         return settings
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One wrong variable, by its name; the value too unless it is a secret."""
+    location = error["loc"]
+    variable = _flag_variable(*location[1:3]) if location[0] == "flag_defaults" else str(location[0])
+    reason = (
+        str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"][:1].lower() + error["msg"][1:]
+    )
+    return f"{variable} {reason}" if variable in SECRET_VARIABLES else f"{variable}={error['input']!r} {reason}"
 
 
 def current_settings() -> Settings:

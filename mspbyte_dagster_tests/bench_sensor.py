@@ -53,7 +53,7 @@ BIN = Path(sys.executable).parent
 def scratch_environment(folder: Path, nats_url: str, app_url: str | None, dagster_url: str | None) -> None:
     """A fresh `mspbyte` user: own data dir, app database, Dagster home with the repo's dagster.yaml."""
     from mspbyte_dagster.lib.store.db import engine_for, upgrade
-    from mspbyte_dagster.settings import INSTANCE_CONFIG, Settings
+    from mspbyte_dagster.settings import INSTANCE_CONFIG, current_settings
 
     home = folder / "dagster_home"
     home.mkdir()
@@ -73,7 +73,7 @@ def scratch_environment(folder: Path, nats_url: str, app_url: str | None, dagste
         MAX_CONCURRENT_JOBS=os.environ.get("MAX_CONCURRENT_JOBS", "5"),
         NATS_URL=nats_url,
     )
-    upgrade(engine_for(Settings.from_env().database_url))
+    upgrade(engine_for(current_settings().database_url))
 
 
 def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
@@ -82,10 +82,10 @@ def import_tenants(folder: Path, tenants: int, users: int) -> list[str]:
     from mspbyte_dagster.defs.partitions import TENANTS
     from mspbyte_dagster.lib.onboarding import import_folders
     from mspbyte_dagster.lib.store.db import engine_for
-    from mspbyte_dagster.settings import Settings
+    from mspbyte_dagster.settings import current_settings
     from mspbyte_dev.synthetic import write_snapshots
 
-    settings = Settings.from_env()
+    settings = current_settings()
     folders = write_snapshots(folder / "synth", tenants, users, seed=7)
     imported = import_folders(engine_for(settings.database_url), folders)
     keys = [item.tenant for item in imported]
@@ -148,9 +148,9 @@ def pass_seconds(run_ids: list[str]) -> float:
 
     from mspbyte_dagster.lib.store.db import engine_for
     from mspbyte_dagster.lib.store.schema import pipeline_ledger
-    from mspbyte_dagster.settings import Settings
+    from mspbyte_dagster.settings import current_settings
 
-    with engine_for(Settings.from_env().database_url).connect() as conn:
+    with engine_for(current_settings().database_url).connect() as conn:
         total = conn.execute(
             select(func.sum(pipeline_ledger.c.duration_ms)).where(pipeline_ledger.c.run_id.in_(run_ids))
         ).scalar()

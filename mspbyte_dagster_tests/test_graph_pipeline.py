@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, EnvVar
+from dagster_prometheus import PrometheusResource
 from sqlalchemy import select
 
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
-from mspbyte_dagster.defs.resources import GraphResource
+from mspbyte_dagster.defs.resources import GraphResource, resources_from_env
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
@@ -111,22 +112,27 @@ def test_a_graph_tenant_that_keeps_failing_fails_its_pass_alone(mixed_world):
     assert "graph_requests" not in figures[FILES]  # read from its imported folder
 
 
-@pytest.mark.slow
-def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
-    mixed_world, monkeypatch, caplog, capfd, tmp_path
-):
+@pytest.fixture
+def definitions_reloaded_after():
+    """Reloads the Definitions after the test's environment is undone (set up first, torn down last),
+    so later tests get resources fed by the session's variables, not the test's."""
     import mspbyte_dagster.definitions as definitions
 
+    yield definitions
+    importlib.reload(definitions)
+
+
+@pytest.mark.slow
+def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
+    definitions_reloaded_after, mixed_world, monkeypatch, caplog, capfd, tmp_path
+):
+    definitions = definitions_reloaded_after
     caplog.set_level(logging.DEBUG)
     write_folder(tmp_path / "ghost", minimal_files("ghost"))  # a tenant the local Graph does not know: no token
     add_from_folder(tmp_path / "ghost", azure_id="99999999-8888-4777-8666-555555555555")
     importlib.reload(definitions)  # GRAPH_CLIENT_SECRET set: the resource takes it as an EnvVar
-    try:
-        assert isinstance(definitions.defs.resources["graph"].client_secret, EnvVar)
-        code, out, err = mspbyte("run", "--all")
-    finally:
-        monkeypatch.delenv("GRAPH_CLIENT_SECRET")
-        importlib.reload(definitions)
+    assert isinstance(definitions.defs.resources["graph"].client_secret, EnvVar)
+    code, out, err = mspbyte("run", "--all")
     assert code == 1 and f"{FAILING} (failed)" in err and "ghost (failed)" in err
     assert "GraphAuthError: tenant ghost: the authority" in ledger_rows("ghost")[-1].reason
     assert ledger_rows(GOOD)[-1].status == "succeeded"  # the secret was used: Graph handed out tokens
@@ -268,12 +274,20 @@ def test_tenants_add_without_the_app_id_names_the_variable(app_env, monkeypatch)
     assert code == 2 and "GRAPH_CLIENT_ID is not set" in err
 
 
-def test_graph_resource_takes_the_secret_from_the_environment_only_when_set(monkeypatch):
-    monkeypatch.delenv("GRAPH_CLIENT_SECRET", raising=False)
-    assert GraphResource.from_env().client_secret is None
+def test_resources_are_fed_by_env_vars_only_when_set(monkeypatch):
+    for name in ("GRAPH_CLIENT_SECRET", "DATABASE_URL", "PROMETHEUS_PUSHGATEWAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    unset = resources_from_env()
+    assert unset["graph"].client_secret is None and unset["database"].database_url is None
+    assert not isinstance(unset["prometheus"], PrometheusResource)  # a resource of None: nothing pushed
     monkeypatch.setenv("GRAPH_CLIENT_SECRET", SECRET)
-    resource = GraphResource.from_env()
-    assert isinstance(resource.client_secret, EnvVar) and SECRET not in repr(resource)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw-value@db/mspbyte")
+    monkeypatch.setenv("PROMETHEUS_PUSHGATEWAY_URL", "http://gateway:9091")
+    fed = resources_from_env()
+    assert fed["graph"].client_secret == EnvVar("GRAPH_CLIENT_SECRET") and SECRET not in repr(fed["graph"])
+    assert fed["database"].database_url == EnvVar("DATABASE_URL") and "pw-value" not in repr(fed["database"])
+    assert isinstance(fed["prometheus"], PrometheusResource)
+    assert fed["prometheus"].gateway == EnvVar("PROMETHEUS_PUSHGATEWAY_URL")
 
 
 @pytest.mark.slow

@@ -19,21 +19,25 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dagster import DagsterInstance, materialize
+from dagster_prometheus import PrometheusResource
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster.cli import main
+from mspbyte_dagster.defs.assets import tenant_pipeline
+from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+from mspbyte_dagster.defs.resources import resources_from_env
 from mspbyte_dagster.lib.flag_store import DatabaseFlagStore
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FLAGS
-from mspbyte_dagster.lib.metrics.push import push_run_figures
 from mspbyte_dagster.lib.metrics.server import metrics_server
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
 from mspbyte_dagster.lib.store import ledger, metric_totals
 from mspbyte_dagster.lib.store.alert_store import list_alerts, suppress_alert
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
-from mspbyte_dagster.lib.store.schema import alert_events, snapshots
+from mspbyte_dagster.lib.store.schema import alert_events, pipeline_ledger, snapshots
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
 
 TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
@@ -284,30 +288,48 @@ def gateway():
         server.server_close()
 
 
-def test_push_run_figures_puts_the_run_group_on_the_gateway():
-    results = [
-        TenantPass("alpha", status="succeeded", duration_ms=1200, queries=20, slow_queries=1),
-        TenantPass("bravo", status="succeeded", duration_ms=800, queries=18),
-        TenantPass("charlie", status="failed", duration_ms=500, queries=4),
-    ]
+def pushed_run(tags: dict, gateway_url: str):
+    """A tenant_pipeline run whose Pushgateway resource points at `gateway_url`."""
+    resources = resources_from_env() | {"prometheus": PrometheusResource(gateway=gateway_url, timeout=5)}
+    return materialize([tenant_pipeline], instance=DagsterInstance.get(), resources=resources, tags=tags)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_each_tenants_latest_pass_replaces_its_own_group_on_the_gateway(app_env, tmp_path):
+    engine = engine_for(app_env["DATABASE_URL"])
+    for key in ("alpha", "bravo"):
+        import_files(engine, tmp_path / key, minimal_files(key, users=5))
+    DagsterInstance.get().add_dynamic_partitions(TENANTS, ["alpha", "bravo"])
+    tags = {RANGE_START_TAG: "alpha", RANGE_END_TAG: "bravo"}
     with gateway() as recorder:
         host, port = recorder.server_address
-        push_run_figures(f"http://{host}:{port}", "run-42", results)
-    [(method, path, content_type, body)] = recorder.requests
-    assert method == "PUT" and path == "/metrics/job/tenant_pipeline/run_id/run-42"
-    assert content_type == TEXT_0_0_4
+        for _ in range(2):
+            assert pushed_run(tags, f"http://{host}:{port}").success
+    paths = [path for _, path, _, _ in recorder.requests]
+    # Two runs, still one group per tenant: the second run's PUTs replace the first's.
+    assert paths == ["/metrics/job/tenant_pipeline/tenant/alpha", "/metrics/job/tenant_pipeline/tenant/bravo"] * 2
+    method, _, content_type, body = recorder.requests[-1]
+    assert method == "PUT" and content_type == TEXT_0_0_4
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(body)
         for s in family.samples
     }
-    assert value(samples, "mspbyte_run_tenants", status="succeeded") == 2
-    assert value(samples, "mspbyte_run_tenants", status="failed") == 1
-    assert value(samples, "mspbyte_run_tenants", status="held") == 0
-    assert value(samples, "mspbyte_run_duration_seconds") == 2.5
-    assert value(samples, "mspbyte_run_queries") == 42 and value(samples, "mspbyte_run_slow_queries") == 1
+    assert value(samples, "mspbyte_tenant_pass_status", status="succeeded") == 1
+    assert value(samples, "mspbyte_tenant_pass_status", status="failed") == 0
+    last_queries = select(pipeline_ledger.c.queries).where(pipeline_ledger.c.tenant == "bravo")
+    with engine.connect() as conn:
+        queries = conn.execute(last_queries.order_by(pipeline_ledger.c.id.desc()).limit(1)).scalar_one()
+    assert value(samples, "mspbyte_tenant_pass_queries") == queries > 0
+    assert value(samples, "mspbyte_tenant_pass_duration_seconds") > 0
+    assert abs(value(samples, "mspbyte_tenant_pass_completed_timestamp_seconds") - time.time()) < 600
 
 
-def test_push_run_figures_raises_when_the_gateway_cannot_be_reached():
-    with pytest.raises(OSError):
-        push_run_figures(f"http://127.0.0.1:{free_port()}", "run-43", [TenantPass("alpha", status="succeeded")])
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_gateway_that_cannot_be_reached_is_a_warning_not_a_failed_run(app_env, tmp_path):
+    import_files(engine_for(app_env["DATABASE_URL"]), tmp_path / "alpha", minimal_files("alpha", users=5))
+    DagsterInstance.get().add_dynamic_partitions(TENANTS, ["alpha"])
+    result = pushed_run({RANGE_START_TAG: "alpha", RANGE_END_TAG: "alpha"}, f"http://127.0.0.1:{free_port()}")
+    assert result.success
+    logged = [record.user_message for record in DagsterInstance.get().all_logs(result.run_id)]
+    assert any(message.startswith("The Pushgateway did not take") for message in logged)

@@ -123,3 +123,23 @@ def test_pass_options_come_from_the_settings_with_the_callers_choices():
     options = settings.pass_options(run_id="r-1", compare=True)
     assert options.lease_ttl == timedelta(seconds=90) and options.slow_query_threshold_ms == 7
     assert options.retention.snapshots == 3 and options.run_id == "r-1" and options.compare is True
+
+
+def test_the_graph_secret_is_a_secret_string_and_a_bad_secret_variable_is_named_never_shown():
+    settings = Settings.from_env({"GRAPH_CLIENT_SECRET": "s3cret-value"})
+    assert settings.graph_client_secret.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in str(settings.graph_client_secret)
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"REDIS_URL": "localhost:6379/pw-value"})
+    assert str(error.value).startswith("REDIS_URL must be a URL") and "pw-value" not in str(error.value)
+
+
+def test_every_wrong_variable_is_named_in_one_error_and_blank_means_unset():
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"METRICS_PORT": "70000", "LOG_LEVEL": "loud", "JOB_TIMEOUT_MS": "10"})
+    assert [part.split("=")[0] for part in str(error.value).split("; ")] == [
+        "JOB_TIMEOUT_MS",
+        "LOG_LEVEL",
+        "METRICS_PORT",
+    ]
+    assert Settings.from_env({"METRICS_PORT": "  ", "NATS_URL": ""}).metrics_port == 9090

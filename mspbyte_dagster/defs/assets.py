@@ -14,15 +14,17 @@ from dagster import (
     BackfillPolicy,
     Failure,
     MetadataValue,
+    ResourceParam,
     multi_asset,
 )
+from dagster_prometheus import PrometheusResource
 from sqlalchemy import Engine
 
 from mspbyte_dagster.defs.checks import CHECK_SPECS, run_summaries, tenant_evaluations
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
-from mspbyte_dagster.lib.metrics.push import push_run_figures
+from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
 from mspbyte_dagster.lib.passes import ASSETS, PassOptions, TenantPass
 from mspbyte_dagster.lib.pipeline import run_tenant_pass
 from mspbyte_dagster.settings import current_settings
@@ -75,15 +77,19 @@ def pass_options(
     return current_settings().pass_options(run_id=run_id, refresh_snapshot=refresh_snapshot, flags=flags)
 
 
-def push_figures(context: AssetExecutionContext, results: list[TenantPass]) -> None:
-    """With PROMETHEUS_PUSHGATEWAY_URL set, the run's figures also go to the Pushgateway (never fatal)."""
-    gateway = current_settings().prometheus_pushgateway_url
-    if not gateway:
+def push_figures(
+    context: AssetExecutionContext, prometheus: PrometheusResource | None, results: list[TenantPass]
+) -> None:
+    """With PROMETHEUS_PUSHGATEWAY_URL set, each tenant's latest pass also goes to the Pushgateway
+    (never fatal; the URL stays out of the log, it may hold credentials)."""
+    if prometheus is None:
         return
     try:
-        push_run_figures(gateway, context.run.run_id, results)
+        push_pass_figures(
+            prometheus.registry, lambda key: prometheus.push_to_gateway(job=PUSH_JOB, grouping_key=key), results
+        )
     except OSError as error:
-        context.log.warning(f"Pushgateway {gateway} did not take the run's figures: {error}")
+        context.log.warning(f"The Pushgateway did not take the run's figures: {error}")
 
 
 @multi_asset(
@@ -99,6 +105,7 @@ def tenant_pipeline(
     database: DatabaseResource,
     feature_flags: FeatureFlagsResource,
     graph: GraphResource,
+    prometheus: ResourceParam[PrometheusResource | None],
 ):
     engine = database.engine()
     # Read once: a flag changed while this run goes on changes the next run only.
@@ -118,7 +125,7 @@ def tenant_pipeline(
         for evaluation in tenant_evaluations(result, checks):
             context.log_event(evaluation)
     yield from run_summaries(results, checks)
-    push_figures(context, results)
+    push_figures(context, prometheus, results)
     failed = {r.tenant: r.reason for r in results if r.status == "failed"}
     if failed:
         raise Failure(

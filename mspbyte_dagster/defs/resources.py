@@ -6,7 +6,8 @@ import os
 from collections.abc import Callable
 from functools import partial
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceDefinition
+from dagster_prometheus import PrometheusResource
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
@@ -24,14 +25,15 @@ from mspbyte_dagster.settings import current_settings
 class DatabaseResource(ConfigurableResource):
     """The app database: tenants, their snapshots and everything derived from them.
 
-    Left unset, the URL comes from the environment (DATABASE_URL) at run time,
-    so a password in it never reaches run config or the UI.
+    Fed by EnvVar("DATABASE_URL"), so a password in it never reaches run config or the UI;
+    left unset, the embedded SQLite file of the settings.
     """
 
     database_url: str | None = None
 
     def engine(self) -> Engine:
-        return migrated_engine(self.database_url or current_settings().database_url)
+        settings = current_settings()  # a wrong variable stops the run here, named
+        return migrated_engine(self.database_url or settings.database_url)
 
 
 class FeatureFlagsResource(ConfigurableResource):
@@ -71,9 +73,9 @@ class GraphNotConfigured(RuntimeError):
 class GraphResource(ConfigurableResource):
     """Microsoft Graph for Graph-backed tenants: the MSP's multi-tenant app, client credentials.
 
-    Fields left unset come from GRAPH_* at run time. The secret is fed by an
-    EnvVar, so the UI and run config show its name, never its value, and no repr
-    shows it. Nothing connects until a Graph-backed tenant's pass starts; the
+    The secret is fed by EnvVar("GRAPH_CLIENT_SECRET"), so the UI and run config
+    show its name, never its value, and no repr shows it; fields left unset come
+    from GRAPH_* through the settings at run time. Nothing connects until a Graph-backed tenant's pass starts; the
     connection is shared by the run's tenants and closed with the run.
     """
 
@@ -83,17 +85,13 @@ class GraphResource(ConfigurableResource):
     base_url: str | None = None
     _connection: GraphConnection | None = PrivateAttr(default=None)
 
-    @classmethod
-    def from_env(cls) -> GraphResource:
-        """The secret as EnvVar("GRAPH_CLIENT_SECRET") only when it is set: an unset EnvVar would stop every run."""
-        return cls(client_secret=EnvVar("GRAPH_CLIENT_SECRET")) if os.environ.get("GRAPH_CLIENT_SECRET") else cls()
-
     def connection(self) -> GraphConnection:
         if self._connection is None:
             settings = current_settings()
             app = {
                 "GRAPH_CLIENT_ID": self.client_id or settings.graph_client_id,
-                "GRAPH_CLIENT_SECRET": self.client_secret or settings.graph_client_secret,
+                "GRAPH_CLIENT_SECRET": self.client_secret
+                or (settings.graph_client_secret and settings.graph_client_secret.get_secret_value()),
             }
             unset = [name for name, value in app.items() if not value]
             if unset:
@@ -116,3 +114,29 @@ class GraphResource(ConfigurableResource):
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._connection is not None:
             self._connection.close()
+
+
+def env_fed(resource: type[ConfigurableResource], **variables: str) -> ConfigurableResource:
+    """`resource` with each field fed by EnvVar(variable) when that variable is set: the UI shows the
+    name, never the value, and an unset one keeps the field's default (an unset EnvVar stops every run)."""
+    return resource(**{field: EnvVar(name) for field, name in variables.items() if os.environ.get(name, "").strip()})
+
+
+def pushgateway() -> ResourceDefinition | PrometheusResource:
+    """dagster-prometheus's resource when PROMETHEUS_PUSHGATEWAY_URL is set; else a resource of None,
+    and the run pushes nothing."""
+    if not os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "").strip():
+        return ResourceDefinition.none_resource(description="PROMETHEUS_PUSHGATEWAY_URL is not set: nothing is pushed")
+    return PrometheusResource(gateway=EnvVar("PROMETHEUS_PUSHGATEWAY_URL"), timeout=10)
+
+
+def resources_from_env() -> dict:
+    """The resources of the Definitions: what may hold a secret (a password in a URL included) is fed
+    by EnvVar when set where the code location loads; the rest comes from the settings at run time."""
+    return {
+        "database": env_fed(DatabaseResource, database_url="DATABASE_URL"),
+        "feature_flags": env_fed(FeatureFlagsResource, redis_url="REDIS_URL"),
+        "nats": env_fed(NatsResource, url="NATS_URL"),
+        "graph": env_fed(GraphResource, client_secret="GRAPH_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
+        "prometheus": pushgateway(),
+    }

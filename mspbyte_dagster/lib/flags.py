@@ -11,6 +11,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Interval
 
 FLAG_DESCRIPTIONS = {
     "new_pipeline": "run the new pipeline for the tenant; off runs the legacy path end to end",
@@ -26,7 +29,7 @@ FLAGS = tuple(FLAG_DESCRIPTIONS)
 @dataclass(frozen=True)
 class FlagDefault:
     enabled: bool
-    rollout: int
+    rollout: Annotated[int, Interval(ge=0, le=100)]  # percent of tenants
 
 
 FLAG_DEFAULTS = {flag: FlagDefault(enabled=True, rollout=100) for flag in FLAGS} | {

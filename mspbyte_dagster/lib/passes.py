@@ -86,6 +86,13 @@ class CheckOutcome:
     description: str
     metadata: dict = field(default_factory=dict)
 
+    @classmethod
+    def listing(cls, found: list, problem: str, fine: str, key: str) -> CheckOutcome:
+        """Passed when nothing was found; else how many, and the first 50 under `key`."""
+        return cls(
+            passed=not found, description=f"{len(found)} {problem}" if found else fine, metadata={key: found[:50]}
+        )
+
 
 @dataclass
 class TenantPass:

@@ -100,12 +100,8 @@ def findings_stage(state: PassState) -> dict:
             if (f.entity_type, f.entity_id) not in context.entity_ids
         }
     )
-    state.checks["finding_entities_exist"] = CheckOutcome(
-        passed=not orphans,
-        description=f"{len(orphans)} finding(s) name an entity the context lacks"
-        if orphans
-        else "every finding's entity is in the context",
-        metadata={"missing": orphans[:50]},
+    state.checks["finding_entities_exist"] = CheckOutcome.listing(
+        orphans, "finding(s) name an entity the context lacks", "every finding's entity is in the context", "missing"
     )
     return {"path": state.paths["findings"]} | state.analysis.summary()
 
@@ -119,12 +115,8 @@ def alerts_stage(state: PassState) -> dict:
     state.alert_outcome = outcome
     with module("AlertChecks"):
         doubles = duplicate_open_fingerprints(state.conn, state.tenant)
-    state.checks["one_open_alert_per_fingerprint"] = CheckOutcome(
-        passed=not doubles,
-        description=f"{len(doubles)} fingerprint(s) with more than one open alert"
-        if doubles
-        else "no two open alerts share a fingerprint",
-        metadata={"duplicates": doubles[:50]},
+    state.checks["one_open_alert_per_fingerprint"] = CheckOutcome.listing(
+        doubles, "fingerprint(s) with more than one open alert", "no two open alerts share a fingerprint", "duplicates"
     )
     return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
 

@@ -1,12 +1,11 @@
-"""The Pushgateway side: one run's figures, for runs that end before a scrape would see them."""
+"""The Pushgateway side: each tenant's latest pass, for runs that end before a scrape would see them."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Gauge
 
 from mspbyte_dagster.lib.metrics.collector import RUN_STATUSES
 
@@ -23,27 +22,29 @@ class PassFigures(Protocol):
     slow_queries: int
 
 
-def push_run_figures(gateway_url: str, run_id: str, results: Sequence[PassFigures], timeout: float = 10.0) -> None:
-    """Push one run's figures to a Pushgateway, grouped by job="tenant_pipeline" and run_id.
+def push_pass_figures(
+    registry: CollectorRegistry, push: Callable[[Mapping[str, str]], None], results: Sequence[PassFigures]
+) -> None:
+    """Each tenant's latest pass into its own group, `push({"tenant": id})` after the gauges hold it.
 
-    PUT replaces the run's group, so pushing again for the same run never double counts. Raises
-    OSError (urllib's URLError included) when the gateway cannot be reached or refuses.
+    One group per tenant, replaced by the tenant's next pass (a PUT): the Pushgateway holds as many
+    groups as the fleet has tenants, never one per run. Raises OSError at the first push the gateway
+    does not take, so an unreachable gateway costs one timeout, not one per tenant.
     """
-    registry = CollectorRegistry()
-    by_status = Counter(result.status for result in results)
-    tenants_gauge = Gauge(
-        "mspbyte_run_tenants", "Tenants of the run, by how their pass ended.", ["status"], registry=registry
+    status = Gauge(
+        "mspbyte_tenant_pass_status", "1 for how the tenant's latest pass ended.", ["status"], registry=registry
     )
-    for status in dict.fromkeys([*RUN_STATUSES, *by_status]):
-        tenants_gauge.labels(status).set(by_status[status])
-    for name, documentation, value in (
-        (
-            "mspbyte_run_duration_seconds",
-            "Seconds the run's tenant passes took, summed.",
-            sum(r.duration_ms for r in results) / 1000,
-        ),
-        ("mspbyte_run_queries", "Database queries of the run's tenant passes.", sum(r.queries for r in results)),
-        ("mspbyte_run_slow_queries", "Slow queries of the run's tenant passes.", sum(r.slow_queries for r in results)),
-    ):
-        Gauge(name, documentation, registry=registry).set(value)
-    push_to_gateway(gateway_url, job=PUSH_JOB, registry=registry, grouping_key={"run_id": run_id}, timeout=timeout)
+    seconds = Gauge("mspbyte_tenant_pass_duration_seconds", "Seconds of the tenant's latest pass.", registry=registry)
+    queries = Gauge("mspbyte_tenant_pass_queries", "Database queries of the latest pass.", registry=registry)
+    slow = Gauge("mspbyte_tenant_pass_slow_queries", "Slow queries of the latest pass.", registry=registry)
+    ended = Gauge(
+        "mspbyte_tenant_pass_completed_timestamp_seconds", "When the latest pass was pushed.", registry=registry
+    )
+    for result in results:
+        for name in RUN_STATUSES:
+            status.labels(name).set(int(name == result.status))
+        seconds.set(result.duration_ms / 1000)
+        queries.set(result.queries)
+        slow.set(result.slow_queries)
+        ended.set_to_current_time()
+        push({"tenant": result.tenant})
