@@ -20,6 +20,7 @@ from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, content_proble
 from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DIRECTORY_FILES, EntityRow, TenantContext, build_context, tenant_header
 from mspbyte_dagster.lib.entities import snapshot_records
+from mspbyte_dagster.lib.linking import desired_edges
 from mspbyte_dagster.lib.model import RuleEvaluation
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, rule_evaluations, tenants
@@ -289,7 +290,8 @@ def context_of(files: dict, *, stale_days: int = 90, unused_license_threshold: i
     )
     records = chain.from_iterable(snapshot_records(snapshot).values())
     rows = [EntityRow(n, r.entity_type, r.external_id, "normal", r.data) for n, r in enumerate(records, 1)]
-    return build_context(header, rows)
+    edges = [(*key, details) for key, details in desired_edges(rows).items()]  # what the linker writes
+    return build_context(header, rows, edges)
 
 
 def analyze(files: dict, **thresholds) -> Analysis:

@@ -2,19 +2,27 @@
 
 import json
 
+import pytest
+
 from mspbyte_dagster_tests.snapshots import mspbyte
 
 
 def test_bench_prints_both_paths_with_the_query_budgets(tmp_path, monkeypatch):
     monkeypatch.setenv("MSPBYTE_DATA_DIR", str(tmp_path))
-    code, out, err = mspbyte("bench", "--users", "30", "--json", "--no-memory")
+    code, out, err = mspbyte("bench", "--users", "30", "--json", "--repeat", "2")
     assert code == 0, err
     result = json.loads(out)
     assert result["database"] == "sqlite" and result["users"] == 30
     kept = result["snapshots"]  # JSON compresses well: what the app database holds is smaller
     assert 0 < kept["stored_mb"] < kept["raw_mb"] and kept["load_seconds_per_tenant"] > 0
     stages = result["stages"]
-    assert set(stages) == {"context", "linking", "analysis", "alerts"}
+    assert list(stages) == ["linking", "context", "analysis", "alerts"]  # the order of the data flow
+    assert result["repeat"] == 2 and result["floor_seconds"] > 0
+    low, high = result["new_total_seconds_spread"]
+    assert low <= result["new_total_seconds_median"] <= high
+    ratio = result["new_total_seconds_median"] / result["floor_seconds"]
+    assert result["ratio_to_floor"] == pytest.approx(ratio, rel=0.25)  # of rounded figures
+    assert all(stages[s][path]["peak_mb"] is not None for s in stages for path in ("new", "legacy"))  # both traced
     assert stages["context"]["new"]["queries"] <= 7 and stages["linking"]["new"]["queries"] <= 8
     assert stages["alerts"]["new"]["queries"] <= 8
     for figures in stages.values():

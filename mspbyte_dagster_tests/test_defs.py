@@ -20,7 +20,7 @@ def test_definitions_hold_every_stage_job_and_resource():
 
     Definitions.validate_loadable(defs)  # what `dagster dev` checks: unique op and job names, ...
     keys = set(defs.resolve_all_asset_keys())
-    stages = ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts")
+    stages = ("m365_snapshot", "entities", "relationships", "tenant_context", "findings", "alerts")
     assert {AssetKey(stage) for stage in stages} <= keys
     checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks >= {

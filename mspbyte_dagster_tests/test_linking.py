@@ -25,7 +25,7 @@ from mspbyte_dagster_tests.graph_builders import (
 )
 from mspbyte_dagster_tests.snapshots import import_files, user
 
-LINK = ("m365_snapshot", "entities", "tenant_context", "relationships")
+LINK = ("m365_snapshot", "entities", "relationships", "tenant_context")
 NONE = dict.fromkeys(RELATIONSHIP_TYPES, 0)
 
 

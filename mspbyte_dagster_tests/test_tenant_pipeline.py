@@ -112,7 +112,7 @@ def cleanup_poison(app_env):
 def test_one_run_carries_every_tenant_of_the_range(world):
     result = run(KEYS)
     assert result.success
-    for stage in ("m365_snapshot", "entities", "tenant_context", "relationships", "findings", "alerts"):
+    for stage in ("m365_snapshot", "entities", "relationships", "tenant_context", "findings", "alerts"):
         assert materialized(stage) == set(KEYS), stage
     checks = {
         (e.event_specific_data.check_name, e.event_specific_data.partition): e.event_specific_data.passed

@@ -32,16 +32,20 @@ from mspbyte_dagster.settings import current_settings
 STAGE_DESCRIPTIONS = {
     "m365_snapshot": "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file.",
     "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
-    "tenant_context": "Everything the analysis needs, loaded in constant queries, with O(1) lookups both ways.",
     "relationships": (
-        "member_of (transitive), assigned_role (direct and through groups), eligible_role (PIM), applies_to, "
-        "has_license."
+        "Read from the entities: member_of (transitive), assigned_role (direct and through groups), "
+        "eligible_role (PIM), applies_to, has_license."
+    ),
+    "tenant_context": (
+        "The entities and their relationships, read in constant queries into O(1) lookups both ways: "
+        "what the analysis needs."
     ),
     "findings": "The rules of docs/rules.md over the context, with the rules evaluated in this pass.",
     "alerts": "One alert per fingerprint: created, updated, suppressed, reopened and resolved by the lifecycle.",
     "comparison_report": "Legacy vs new path on the same data (comparison_mode): differences and performance.",
 }
-DEPS = {"comparison_report": ["alerts"]}
+# Each arrow is a read: the context loader reads the entities and the relationships.
+DEPS = {"tenant_context": ["entities", "relationships"], "comparison_report": ["alerts"]}
 STAGE_SPECS = [
     AssetSpec(
         stage,

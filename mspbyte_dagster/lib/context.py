@@ -1,14 +1,17 @@
 """TenantContext: everything one tenant's analysis needs, with O(1) lookups both ways.
 
-`DataContextLoader` fills it in a constant number of queries whatever the
-tenant's size; the legacy loader (lib/legacy/) fills the same structure one
-query per entity. Both hand their rows to `build_context`, so the two paths can
-only differ in how they read, never in what they compute.
+It is read, not derived: the live entities, and the relationships the linker
+wrote between them (memberships, role holders, eligibilities, the policies that
+apply, licences). `DataContextLoader` reads them in a constant number of
+queries whatever the tenant's size; the legacy loader (lib/legacy/) one query
+per entity. Both hand their rows to `build_context`, so the two paths can only
+differ in how they read, never in what they compute.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +19,7 @@ from sqlalchemy import Connection, func, select
 
 from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
-from mspbyte_dagster.lib.store.schema import data_sources, entities, snapshots, tenants
+from mspbyte_dagster.lib.store.schema import data_sources, entities, entity_relationships, snapshots, tenants
 
 USER_ODATA = "#microsoft.graph.user"
 GROUP_ODATA = "#microsoft.graph.group"
@@ -30,6 +33,9 @@ class EntityRow:
     external_id: str
     state: str
     data: dict
+
+
+Edge = tuple[str, int, int, dict | None]  # (relationship type, parent entity id, child entity id, details)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,6 @@ class TenantContext:
     user_roles: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     role_via_groups: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     user_skus: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    sku_holders: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     policy_users: dict[str, set[str]] = field(default_factory=dict)  # enabled policies that apply
     user_policies: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     admins: set[str] = field(default_factory=set)
@@ -109,129 +114,8 @@ def is_privileged(role: dict) -> bool:
     return role.get("isPrivileged") is None and "administrator" in (role.get("displayName") or "").lower()
 
 
-def _transitive_users(groups: dict[str, dict], users: dict[str, dict]) -> dict[str, set[str]]:
-    """Every live user reachable from each group through nested groups, in time near-linear in the
-    groups, memberships and result (a 20,000-deep chain included): groups in a cycle share one set,
-    and each set is built once from its children's (strongly connected components, children first).
-
-    A member that is no live user (deleted between two Graph reads, or users not read) is left out."""
-    direct_users = {gid: set() for gid in groups}
-    child_groups = {gid: [] for gid in groups}
-    for gid, group in groups.items():
-        for member in group.get("members") or []:
-            if member.get("@odata.type") == USER_ODATA and member["id"] in users:
-                direct_users[gid].add(member["id"])
-            elif member.get("@odata.type") == GROUP_ODATA and member["id"] in groups:
-                child_groups[gid].append(member["id"])
-    component_of, components = _components(child_groups)
-    reached: list[set[str]] = []
-    for number, members in enumerate(components):  # a component comes after every one it reaches
-        found: set[str] = set()
-        for gid in members:
-            found |= direct_users[gid]
-            for child in child_groups[gid]:
-                if component_of[child] != number:
-                    found |= reached[component_of[child]]
-        reached.append(found)
-    return {gid: reached[component_of[gid]] for gid in groups}
-
-
-def _components(children: dict[str, list[str]]) -> tuple[dict[str, int], list[list[str]]]:
-    """Tarjan's strongly connected components, without recursion (nesting may be deep): each node's
-    component number, and the components in the order Tarjan finds them (reached ones first)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    component_of: dict[str, int] = {}
-    components: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-
-    for root in children:
-        if root in index:
-            continue
-        visit(root)
-        work = [(root, iter(children[root]))]
-        while work:
-            node, pending = work[-1]
-            for child in pending:
-                if child not in index:
-                    visit(child)
-                    work.append((child, iter(children[child])))
-                    break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    members = []
-                    while True:
-                        top = stack.pop()
-                        on_stack.discard(top)
-                        component_of[top] = len(components)
-                        members.append(top)
-                        if top == node:
-                            break
-                    components.append(members)
-    return component_of, components
-
-
-def _principal_users(context: TenantContext, principal: str) -> tuple[set[str], str | None]:
-    """The users an assignment to `principal` reaches, and the group it goes through (service principals,
-    devices and unknown ids reach no user)."""
-    if principal in context.users:
-        return {principal}, None
-    if principal in context.groups:
-        return context.group_users[principal], principal
-    return set(), None
-
-
-def _users_in(context: TenantContext, group_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for gid in group_ids or []:
-        found |= context.group_users.get(gid, set())
-    return found
-
-
-def _users_holding(context: TenantContext, template_ids: list[str], by_template: dict[str, list[str]]) -> set[str]:
-    """Active holders only: Conditional Access targets a role's eligible users once they activate it."""
-    found: set[str] = set()
-    for template in template_ids or []:
-        for role_id in by_template.get(template, []):
-            found |= context.role_holders.get(role_id, set())
-    return found
-
-
-def _targeted(context: TenantContext, targets: dict, side: str, by_template: dict[str, list[str]]) -> set[str]:
-    """Users named by one side (include/exclude) of a policy's user conditions."""
-    users = targets.get(f"{side}Users") or []
-    chosen: set[str] = set(context.users) if "All" in users else {u for u in users if u in context.users}
-    if "GuestsOrExternalUsers" in users:
-        chosen |= context.guests
-    guest_types = (targets.get(f"{side}GuestsOrExternalUsers") or {}).get("guestOrExternalUserTypes") or ""
-    if {kind.strip() for kind in guest_types.split(",")} - {"", "none"}:  # any type listed names every guest
-        chosen |= context.guests
-    chosen |= _users_in(context, targets.get(f"{side}Groups"))
-    chosen |= _users_holding(context, targets.get(f"{side}Roles"), by_template)
-    return chosen
-
-
-def applicable_users(context: TenantContext, policy: dict, by_template: dict[str, list[str]]) -> set[str]:
-    """RULES "Which policies apply": enabled, included, not excluded (exclusion wins)."""
-    if policy.get("state") != "enabled":
-        return set()
-    targets = (policy.get("conditions") or {}).get("users") or {}
-    return _targeted(context, targets, "include", by_template) - _targeted(context, targets, "exclude", by_template)
-
-
-def build_context(header: TenantHeader, rows: list[EntityRow]) -> TenantContext:
+def build_context(header: TenantHeader, rows: Iterable[EntityRow], edges: Iterable[Edge]) -> TenantContext:
+    """The context of the tenant's live entities and the edges the linker wrote between them."""
     context = TenantContext(header)
     by_type = {
         "user": context.users,
@@ -240,44 +124,38 @@ def build_context(header: TenantHeader, rows: list[EntityRow]) -> TenantContext:
         "policy": context.policies,
         "sku": context.skus,
     }
+    external: dict[int, str] = {}
     for row in rows:
         context.entity_ids[(row.entity_type, row.external_id)] = row.id
         context.states[(row.entity_type, row.external_id)] = row.state
+        external[row.id] = row.external_id
         if row.entity_type == "tenant":
             context.tenant_data = row.data
         else:
             by_type[row.entity_type][row.external_id] = row.data
     context.guests = {uid for uid, user in context.users.items() if user.get("userType") == "Guest"}
-    context.group_users = _transitive_users(context.groups, context.users)
-    for gid, users in context.group_users.items():
-        for uid in users:
-            context.user_groups[uid].add(gid)
-    for role_id, role in context.roles.items():
-        for assignment in role.get("assignments") or []:
-            holders, via = _principal_users(context, assignment["principalId"])
-            for uid in holders:
-                context.role_holders[role_id].add(uid)
-                context.user_roles[uid].add(role_id)
-                if via:
-                    context.role_via_groups[(role_id, uid)].add(via)
-        for eligibility in role.get("eligibilities") or []:
-            context.eligible_holders[role_id] |= _principal_users(context, eligibility["principalId"])[0]
-    context.admins = set()
+    context.group_users = {gid: set() for gid in context.groups}
+    context.policy_users = {pid: set() for pid in context.policies}
+    for kind, parent_id, child_id, details in edges:
+        parent, uid = external[parent_id], external[child_id]
+        if kind == "member_of":
+            context.group_users[parent].add(uid)
+            context.user_groups[uid].add(parent)
+        elif kind == "assigned_role":
+            context.role_holders[parent].add(uid)
+            context.user_roles[uid].add(parent)
+            for via in details["via_groups"]:
+                context.role_via_groups[(parent, uid)].add(via)
+        elif kind == "eligible_role":
+            context.eligible_holders[parent].add(uid)
+        elif kind == "applies_to":
+            context.policy_users[parent].add(uid)
+            context.user_policies[uid].add(parent)
+        elif kind == "has_license":
+            context.user_skus[uid].add(parent)
     for rid, role in context.roles.items():
         if is_privileged(role):
             context.admins |= context.role_holders.get(rid, set()) | context.eligible_holders.get(rid, set())
-    for uid, user in context.users.items():
-        for licence in user.get("assignedLicenses") or []:
-            context.user_skus[uid].add(licence["skuId"])
-            context.sku_holders[licence["skuId"]].add(uid)
-    by_template: dict[str, list[str]] = defaultdict(list)
-    for rid, role in context.roles.items():
-        by_template[role.get("templateId") or rid].append(rid)
-    for pid, policy in context.policies.items():
-        applies = applicable_users(context, policy, by_template)
-        context.policy_users[pid] = applies
-        for uid in applies:
-            context.user_policies[uid].add(pid)
     return context
 
 
@@ -335,8 +213,15 @@ def live_entities_query(tenant: str, data_source_id: int):
     )
 
 
+def edges_query(tenant: str, data_source_id: int):
+    c = entity_relationships.c
+    return select(c.relationship_type, c.parent_id, c.child_id, c.details).where(
+        c.tenant == tenant, c.data_source_id == data_source_id
+    )
+
+
 class DataContextLoader:
-    """Loads a TenantContext in two queries (header, live entities), whatever the tenant's size."""
+    """Loads a TenantContext in three queries (header, live entities, edges), whatever the tenant's size."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -347,4 +232,4 @@ class DataContextLoader:
             EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data)
             for r in self.conn.execute(live_entities_query(tenant, header.data_source_id))
         ]
-        return build_context(header, rows)
+        return build_context(header, rows, self.conn.execute(edges_query(tenant, header.data_source_id)))

@@ -79,7 +79,7 @@ def _context(state: PassState) -> TenantContext:
 def relationships_stage(state: PassState) -> dict:
     linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
     with module(linker.__name__):
-        counts = linker(state.conn).link(_context(state), state.options.now())
+        counts = linker(state.conn).link(state.tenant, state.data_source_id, state.options.now())
     return {"path": state.paths["relationships"]} | counts.as_json()
 
 

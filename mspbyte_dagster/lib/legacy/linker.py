@@ -1,4 +1,5 @@
-"""The old linker pattern: one lookup and one write per edge, one lookup per parent for removals."""
+"""The old linker pattern: one read per entity, one lookup and one write per edge, one lookup per parent
+for removals."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.legacy.loader import entity_rows
 from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES, LinkCounts, desired_edges
 from mspbyte_dagster.lib.store.schema import entity_relationships as edges
 
@@ -15,9 +16,8 @@ class LegacyLinker:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def link(self, context: TenantContext, now: datetime) -> LinkCounts:
-        tenant, source = context.tenant, context.header.data_source_id
-        wanted = desired_edges(context)
+    def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
+        wanted = desired_edges(entity_rows(self.conn, tenant, source))
         counts = LinkCounts()
         for (kind, parent, child), details in wanted.items():
             counts.total[kind] += 1
