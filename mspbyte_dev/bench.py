@@ -116,6 +116,14 @@ def _floor_seconds(conn: Connection, tenant: str, source: int) -> float:
     return seconds
 
 
+def _vacuum(engine: Engine) -> None:
+    """Clears what a rolled-back run left in PostgreSQL's indexes, so each repeat starts as the first
+    did (tens of thousands of dead edge entries would slow the next run's inserts)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM"))
+
+
 def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bool, repeat: int) -> dict:
     """Per stage, queries and seconds summed over the tenants, `repeat` times (each tenant rolled back
     after); the largest traced peak; and for the new path the floor, measured in the same runs."""
@@ -138,6 +146,7 @@ def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bo
         for stage in BENCH_STAGES:
             totals[stage]["seconds"].append(seconds[stage])
         floors.append(floor)
+        _vacuum(engine)
     if with_memory:
         for tenant in tenants:
             with engine.connect() as conn:

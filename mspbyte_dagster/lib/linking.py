@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 
 from mspbyte_dagster.lib.context import GROUP_ODATA, USER_ODATA, EntityRow, live_entities_query
 from mspbyte_dagster.lib.store.bulk import bulk_insert
-from mspbyte_dagster.lib.store.schema import entity_relationships
+from mspbyte_dagster.lib.store.schema import entities, entity_relationships
 
 RELATIONSHIP_TYPES = ("member_of", "assigned_role", "eligible_role", "applies_to", "has_license")
 EdgeKey = tuple[str, int, int]  # (relationship type, parent entity id, child entity id)
@@ -233,10 +233,20 @@ class LinkCounts:
 
 
 def read_entities(conn: Connection, tenant: str, data_source_id: int) -> list[EntityRow]:
-    return [
-        EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data)
-        for r in conn.execute(live_entities_query(tenant, data_source_id))
+    """The live entities, users with only what linking reads of them (their type and licences): their
+    whole records are most of a tenant's bytes, and the context loader reads those."""
+    live = live_entities_query(tenant, data_source_id)
+    user_type, licences = entities.c.data["userType"], entities.c.data["assignedLicenses"]
+    users = live.with_only_columns(entities.c.id, entities.c.external_id, entities.c.state, user_type, licences)
+    rows = [
+        EntityRow(id_, "user", external_id, state, {"userType": kind, "assignedLicenses": held})
+        for id_, external_id, state, kind, held in conn.execute(users.where(entities.c.entity_type == "user"))
     ]
+    rows += [
+        EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data)
+        for r in conn.execute(live.where(entities.c.entity_type != "user"))
+    ]
+    return rows
 
 
 class Microsoft365Linker:
