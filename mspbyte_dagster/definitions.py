@@ -9,10 +9,13 @@ from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.resources import resources_from_env
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_registry_sensor
+from mspbyte_dagster.settings import apply_log_level, current_settings
 
 # Code references are beta (docs/benchmarks.md, Dagster notes); they are worth it, the warning at every
 # load is not.
 warnings.filterwarnings("ignore", category=BetaWarning)
+# Runs launched by the daemon, the sensors and the UI log at LOG_LEVEL too, not only the CLI.
+apply_log_level(current_settings().log_level)
 
 defs = Definitions(
     assets=with_source_code_references([tenant_pipeline]),

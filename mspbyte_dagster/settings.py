@@ -199,6 +199,13 @@ def _problem(error: ErrorDetails) -> str:
     return f"{variable} {reason}" if variable in SECRET_VARIABLES else f"{variable}={error['input']!r} {reason}"
 
 
+def apply_log_level(level: str) -> None:
+    """LOG_LEVEL on the project's loggers wherever its code loads (CLI, code server, run workers, daemon):
+    Dagster's python_log_level takes no {env:}, so the level is set here rather than in dagster.yaml."""
+    for name in ("mspbyte", "mspbyte_dagster"):
+        logging.getLogger(name).setLevel(level.upper())
+
+
 def current_settings() -> Settings:
     """The process's settings, read once: built again only when the environment they come from changed
     (a test, or a long process whose variables someone set), so nothing re-reads or re-warns per call."""

@@ -95,11 +95,11 @@ def test_executions_and_stage_figures_sum_the_ended_passes(engine, database_url,
     with exporter(database_url) as url:
         samples = scrape(url)
     uptime = time.monotonic() - started
-    assert value(samples, "mspbyte_pipeline_executions_total", status="succeeded") == 2
-    assert value(samples, "mspbyte_pipeline_executions_total", status="failed") == 0
-    assert value(samples, "mspbyte_pipeline_duration_seconds_count", status="succeeded") == 2
-    assert value(samples, "mspbyte_pipeline_duration_seconds_bucket", status="succeeded", le="+Inf") == 2
-    assert value(samples, "mspbyte_pipeline_duration_seconds_sum", status="succeeded") == pytest.approx(
+    assert value(samples, "mspbyte_pipeline_executions_total", status="success") == 2
+    assert value(samples, "mspbyte_pipeline_executions_total", status="failure") == 0
+    assert value(samples, "mspbyte_pipeline_duration_seconds_count", status="success") == 2
+    assert value(samples, "mspbyte_pipeline_duration_seconds_bucket", status="success", le="+Inf") == 2
+    assert value(samples, "mspbyte_pipeline_duration_seconds_sum", status="success") == pytest.approx(
         sum(r.duration_ms for r in results) / 1000
     )
     for stage in STAGES:
@@ -113,6 +113,9 @@ def test_executions_and_stage_figures_sum_the_ended_passes(engine, database_url,
     # the ledger's figures: TenantPass.queries also counts the statement that writes the ledger row
     assert value(samples, "mspbyte_queries_total") == sum(row.queries for row in rows)
     assert value(samples, "mspbyte_slow_queries_total") == sum(row.slow_queries for row in rows)
+    assert value(samples, "mspbyte_pipeline_duration_ms", tenant="contoso") == results[-1].duration_ms
+    for reason in ("held", "skipped", "accepted_drop"):  # passes that did not run count apart, at 0 here
+        assert value(samples, "mspbyte_pipeline_passes_not_run_total", reason=reason) == 0
     assert value(samples, "mspbyte_tenants") == 1
     assert value(samples, "mspbyte_database_up") == 1
     assert 0 < value(samples, "mspbyte_uptime_seconds") < uptime  # since this exporter started, not before
@@ -125,7 +128,7 @@ def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
     with exporter(database_url) as url:
         while_running = scrape(url)
         assert (
-            sum(value(while_running, "mspbyte_pipeline_executions_total", status=s) for s in ("succeeded", "failed"))
+            sum(value(while_running, "mspbyte_pipeline_executions_total", status=s) for s in ("success", "failure"))
             == 0
         )
         with engine.begin() as conn:
@@ -141,10 +144,11 @@ def test_a_running_pass_counts_once_it_ends(engine, database_url, contoso):
                 stages={},
             )
         ended = scrape(url)
-    assert value(ended, "mspbyte_pipeline_executions_total", status="failed") == 1
-    assert value(ended, "mspbyte_pipeline_duration_seconds_bucket", status="failed", le="0.5") == 0
-    assert value(ended, "mspbyte_pipeline_duration_seconds_bucket", status="failed", le="1.0") == 1
+    assert value(ended, "mspbyte_pipeline_executions_total", status="failure") == 1
+    assert value(ended, "mspbyte_pipeline_duration_seconds_bucket", status="failure", le="0.5") == 0
+    assert value(ended, "mspbyte_pipeline_duration_seconds_bucket", status="failure", le="1.0") == 1
     assert value(ended, "mspbyte_queries_total") == 3 and value(ended, "mspbyte_slow_queries_total") == 1
+    assert value(ended, "mspbyte_pipeline_duration_ms", tenant="contoso") == 700
 
 
 @pytest.mark.slow
@@ -158,7 +162,7 @@ def test_counters_never_go_down_across_scrapes_restarts_folding_and_pruning(engi
         assert run_pass(engine).status == "failed"
         second = scrape(url, CUMULATIVE)
         assert all(second[key] >= first[key] for key in first)
-        assert value(second, "mspbyte_pipeline_executions_total", status="failed") == 1
+        assert value(second, "mspbyte_pipeline_executions_total", status="failure") == 1
         later = datetime.now(UTC) + timedelta(days=3)  # every row has settled and left its window
         with engine.begin() as conn:
             metric_totals.fold(conn, later)
@@ -251,7 +255,7 @@ def test_serve_command_serves_on_metrics_port(app_env, engine, contoso, monkeypa
         assert line.startswith("Serving"), f"metrics serve ended early: {process.stderr.read()}"
         url = f"http://127.0.0.1:{port}"
         assert f"{url}/metrics" in line
-        assert value(scrape(url), "mspbyte_pipeline_executions_total", status="succeeded") == 1
+        assert value(scrape(url), "mspbyte_pipeline_executions_total", status="success") == 1
         assert get(f"{url}/health")[0] == 200
     finally:
         process.terminate()
@@ -321,7 +325,7 @@ def test_each_tenants_latest_pass_replaces_its_own_group_on_the_gateway(app_env,
     with engine.connect() as conn:
         queries = conn.execute(last_queries.order_by(pipeline_ledger.c.id.desc()).limit(1)).scalar_one()
     assert value(samples, "mspbyte_tenant_pass_queries") == queries > 0
-    assert value(samples, "mspbyte_tenant_pass_duration_seconds") > 0
+    assert value(samples, "mspbyte_pipeline_duration_ms") > 0
     assert abs(value(samples, "mspbyte_tenant_pass_completed_timestamp_seconds") - time.time()) < 600
 
 
@@ -333,3 +337,21 @@ def test_a_gateway_that_cannot_be_reached_is_a_warning_not_a_failed_run(app_env,
     assert result.success
     logged = [record.user_message for record in DagsterInstance.get().all_logs(result.run_id)]
     assert any(message.startswith("The Pushgateway did not take") for message in logged)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_passes_that_did_not_run_count_apart_from_executions(engine, database_url, contoso):
+    assert run_pass(engine).status == "succeeded"
+    for status in ("held", "skipped", "held"):
+        with engine.begin() as conn:
+            ledger_id = ledger.start_pass(conn, "contoso", "run-2", datetime.now(UTC), "test-host:1")
+            ledger.finish_pass(
+                conn, ledger_id, "contoso", status=status, reason="guard", duration_ms=5, queries=1, slow_queries=0
+            )
+    with exporter(database_url) as url:
+        samples = scrape(url)
+    assert value(samples, "mspbyte_pipeline_executions_total", status="success") == 1  # the guide's rate stays 1
+    assert value(samples, "mspbyte_pipeline_executions_total", status="failure") == 0
+    assert value(samples, "mspbyte_pipeline_passes_not_run_total", reason="held") == 2
+    assert value(samples, "mspbyte_pipeline_passes_not_run_total", reason="skipped") == 1
+    assert value(samples, "mspbyte_pipeline_duration_ms", tenant="contoso") > 5  # the latest pass that ran

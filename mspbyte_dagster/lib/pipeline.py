@@ -29,10 +29,11 @@ from mspbyte_dagster.lib.stages import run_stage
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, process_name, tenant_lease
-from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
+from mspbyte_dagster.lib.store.query_stats import PIPELINE_LOGGER, QueryStats, measuring
 from mspbyte_dagster.lib.store.retention import Retention, prune_tenant
 
 log = logging.getLogger(__name__)
+pass_log = logging.getLogger(f"{PIPELINE_LOGGER}.pipeline")
 
 
 def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
@@ -78,12 +79,31 @@ def _prune(engine: Engine, tenant: str, retention: Retention) -> None:
         log.warning("tenant %s: retention did not prune this time (%s: %s)", tenant, type(error).__name__, error)
 
 
+def _log_outcome(result: TenantPass) -> None:
+    """The migration guide's lines, one per pass, with the pass's figures."""
+    figures = (result.tenant, result.duration_ms, result.queries, result.slow_queries)
+    if result.status == "failed":
+        pass_log.error(
+            "Pipeline execution failed: tenant=%s duration_ms=%d queries=%d slow_queries=%d error=%s",
+            *figures,
+            result.reason,
+        )
+    else:
+        pass_log.info(
+            "Pipeline execution completed: tenant=%s duration_ms=%d queries=%d slow_queries=%d status=%s%s",
+            *figures,
+            result.status,
+            f" reason={result.reason}" if result.reason else "",
+        )
+
+
 def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], options: PassOptions) -> TenantPass:
     """Run the selected stages for one tenant; never raises for the tenant's own failure."""
     result = TenantPass(tenant)
     stats = QueryStats(
         slow_threshold_ms=options.slow_query_threshold_ms,
         timed=options.flags.is_enabled("performance_monitoring", tenant),
+        tenant=tenant,
     )
     started_at, clock = datetime.now(UTC), time.perf_counter()
     lease: dict = {}
@@ -128,6 +148,7 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
         result.duration_ms = round((time.perf_counter() - clock) * 1000)
         # read before the ledger's own write (and SQLite's BEGIN) adds to them
         result.queries, result.slow_queries, query_stats = stats.total, len(stats.slow), stats.as_json()
+        _log_outcome(result)
         if options.read_only:
             return result
         with engine.begin() as conn:

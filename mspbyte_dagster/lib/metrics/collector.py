@@ -30,7 +30,7 @@ from mspbyte_dagster.lib.alerts import ACTIONS
 from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.model import STAGES
-from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures
+from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures, latest_durations
 from mspbyte_dagster.lib.store.schema import alerts, tenants
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # How a tenant pass ends (lib/pipeline.py); the ledger also holds `tenants accept-drop` rows.
 # Known statuses are exported at 0 before their first row, so rate() has a start.
 RUN_STATUSES = ("succeeded", "failed", "held", "skipped")
+# A pass that ran is an execution, named as the migration guide queries it; one the guard held, another
+# run's lease skipped or an operator accepted is not, so it neither raises nor lowers the success rate.
+EXECUTION_STATUS = {"succeeded": "success", "failed": "failure"}
+NOT_RUN = ("held", "skipped", "accepted_drop")
 PASS_STATUSES = (*RUN_STATUSES, "accepted_drop")
 SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True))
 
@@ -107,6 +111,7 @@ class PipelineCollector(Collector):
                     ).all()
                 )
                 tenant_count = conn.execute(select(func.count()).select_from(tenants)).scalar_one()
+                durations = latest_durations(conn)
             flags = self._flags()
         except SQLAlchemyError as error:
             log.warning("metrics: the app database did not answer (%s)", type(error).__name__)
@@ -114,6 +119,12 @@ class PipelineCollector(Collector):
             return
         yield _gauge("mspbyte_database_up", "1 when the app database answered this scrape.", None, {None: 1})
         yield from self._ledger_metrics(ledger)
+        yield _gauge(
+            "mspbyte_pipeline_duration_ms",
+            "Milliseconds of each tenant's latest pass that ran (of about the last day).",
+            "tenant",
+            durations,
+        )
         yield _counter(
             "mspbyte_alerts_total",
             "Alert actions taken (alert_events rows), by action.",
@@ -146,18 +157,30 @@ class PipelineCollector(Collector):
         passes = _by(figures, "passes", PASS_STATUSES)
         yield _counter(
             "mspbyte_pipeline_executions_total",
-            "Tenant passes that ended, by how they ended (ledger rows; a running pass counts when it ends).",
+            "Tenant passes that ran, by outcome (success, failure); a running pass counts when it ends.",
             "status",
-            passes,
+            {label: passes[status] for status, label in EXECUTION_STATUS.items()},
+        )
+        yield _counter(
+            "mspbyte_pipeline_passes_not_run_total",
+            "Tenant passes that did not run, by reason: held by the empty-sync guard, skipped (another run "
+            "held the tenant's lease), accepted_drop (an operator let a held drop through).",
+            "reason",
+            {
+                reason: passes.get(reason, 0)
+                for reason in dict.fromkeys([*NOT_RUN, *passes])
+                if reason not in EXECUTION_STATUS
+            },
         )
         duration = HistogramMetricFamily(
             "mspbyte_pipeline_duration_seconds",
-            "Duration of ended tenant passes, by how they ended.",
+            "Duration of tenant passes that ran, by outcome (for quantiles; mspbyte_pipeline_duration_ms is "
+            "each tenant's latest).",
             labels=["status"],
         )
-        for status, count in passes.items():
+        for status, label in EXECUTION_STATUS.items():
             buckets = [(floatToGoString(le), figures["bucket", status, le]) for le in DURATION_BUCKETS]
-            duration.add_metric([status], [*buckets, ("+Inf", count)], figures["duration_ms", status] / 1000)
+            duration.add_metric([label], [*buckets, ("+Inf", passes[status])], figures["duration_ms", status] / 1000)
         yield duration
         yield _counter(
             "mspbyte_stage_executions_total",

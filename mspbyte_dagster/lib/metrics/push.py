@@ -34,7 +34,7 @@ def push_pass_figures(
     status = Gauge(
         "mspbyte_tenant_pass_status", "1 for how the tenant's latest pass ended.", ["status"], registry=registry
     )
-    seconds = Gauge("mspbyte_tenant_pass_duration_seconds", "Seconds of the tenant's latest pass.", registry=registry)
+    duration = Gauge("mspbyte_pipeline_duration_ms", "Milliseconds of the tenant's latest pass.", registry=registry)
     queries = Gauge("mspbyte_tenant_pass_queries", "Database queries of the latest pass.", registry=registry)
     slow = Gauge("mspbyte_tenant_pass_slow_queries", "Slow queries of the latest pass.", registry=registry)
     ended = Gauge(
@@ -43,7 +43,7 @@ def push_pass_figures(
     for result in results:
         for name in RUN_STATUSES:
             status.labels(name).set(int(name == result.status))
-        seconds.set(result.duration_ms / 1000)
+        duration.set(result.duration_ms)
         queries.set(result.queries)
         slow.set(result.slow_queries)
         ended.set_to_current_time()

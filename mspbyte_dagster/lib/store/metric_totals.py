@@ -183,3 +183,15 @@ def retire(conn: Connection, name: str, *where) -> None:
 def marks(conn: Connection) -> dict[str, int]:
     kept = dict(conn.execute(select(metric_marks.c.source, metric_marks.c.mark)).all())
     return {name: kept.get(name, 0) for name in SOURCES}
+
+
+def latest_durations(conn: Connection) -> dict[str, int]:
+    """Each tenant's latest pass that ran (succeeded or failed), in milliseconds, among the rows not yet
+    folded (about the last day): what `mspbyte_pipeline_duration_ms{tenant}` shows."""
+    ledger = pipeline_ledger.c
+    latest = (
+        select(func.max(ledger.id))
+        .where(ledger.id > marks(conn)["ledger"], ledger.status.in_(("succeeded", "failed")))
+        .group_by(ledger.tenant)
+    )
+    return dict(conn.execute(select(ledger.tenant, ledger.duration_ms).where(ledger.id.in_(latest))).all())

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, event
 
-log = logging.getLogger(__name__)
+# The pass's loggers: `mspbyte.<module>` (mspbyte.DataContextLoader, mspbyte.AlertManager, ...) and
+# `mspbyte.pipeline`; the instance config hands `mspbyte` to Dagster's run logs (python_logs).
+PIPELINE_LOGGER = "mspbyte"
 
 _active: ContextVar[QueryStats | None] = ContextVar("query_stats", default=None)
 _module: ContextVar[str] = ContextVar("query_module", default="other")
@@ -44,6 +46,7 @@ class QueryStats:
 
     slow_threshold_ms: float = 100.0
     timed: bool = True
+    tenant: str = ""
     counts: Counter = field(default_factory=Counter)
     milliseconds: Counter = field(default_factory=Counter)
     slow: list[SlowQuery] = field(default_factory=list)
@@ -104,7 +107,9 @@ def record_statement(statement: str, seconds: float) -> None:
     if elapsed > stats.slow_threshold_ms:
         shape = fingerprint(statement)
         stats.slow.append(SlowQuery(name, round(elapsed, 1), shape))
-        log.warning("Slow query detected: module=%s duration_ms=%.1f statement=%s", name, elapsed, shape)
+        logging.getLogger(f"{PIPELINE_LOGGER}.{name}").warning(
+            "Slow query detected: tenant=%s module=%s duration_ms=%.1f statement=%s", stats.tenant, name, elapsed, shape
+        )
 
 
 def instrument(engine: Engine) -> Engine:
