@@ -355,3 +355,27 @@ def test_passes_that_did_not_run_count_apart_from_executions(engine, database_ur
     assert value(samples, "mspbyte_pipeline_passes_not_run_total", reason="held") == 2
     assert value(samples, "mspbyte_pipeline_passes_not_run_total", reason="skipped") == 1
     assert value(samples, "mspbyte_pipeline_duration_ms", tenant="contoso") > 5  # the latest pass that ran
+
+
+def test_health_reports_each_part_and_which_the_configuration_requires(sqlite_url, redis_url, nats_url):
+    with exporter(sqlite_url) as url:  # neither REDIS_URL nor NATS_URL: only the app database is required
+        status, _, body = get(f"{url}/health")
+    parts = json.loads(body)["parts"]
+    assert status == 200 and parts["database"] == {"required": True, "ok": True, "detail": "the app database answers"}
+    assert parts["redis"]["required"] is False and "REDIS_URL unset" in parts["redis"]["detail"]
+    assert parts["nats"]["required"] is False and "NATS_URL unset" in parts["nats"]["detail"]
+    with exporter(sqlite_url, redis_url=redis_url, nats_url=nats_url) as url:
+        status, _, body = get(f"{url}/health")
+    parts = json.loads(body)["parts"]
+    assert status == 200 and parts["redis"]["required"] and parts["redis"]["ok"]
+    assert parts["nats"]["required"] and parts["nats"]["ok"] and "answers" in parts["nats"]["detail"]
+
+
+def test_health_is_503_naming_a_required_part_that_does_not_answer(sqlite_url):
+    port = free_port()
+    with exporter(sqlite_url, redis_url=f"redis://:pw-value@127.0.0.1:{port}/0") as url:
+        status, _, body = get(f"{url}/health")
+    answer = json.loads(body)
+    assert status == 503 and answer["status"] == "unavailable"
+    assert answer["parts"]["redis"]["ok"] is False and f"Redis at 127.0.0.1:{port} does not answer" in answer["detail"]
+    assert answer["parts"]["database"]["ok"] and "pw-value" not in body

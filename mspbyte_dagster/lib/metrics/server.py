@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FlagDefault
 from mspbyte_dagster.lib.metrics.collector import PipelineCollector
-from mspbyte_dagster.lib.store.db import SQLITE_BUSY_TIMEOUT_MS, DatabaseNotReadyError, engine_for, require_migrated
+from mspbyte_dagster.lib.metrics.health import health
+from mspbyte_dagster.lib.store.db import SQLITE_BUSY_TIMEOUT_MS, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +44,8 @@ def read_engine(url: str) -> Engine:
     )
 
 
-def database_health(engine: Engine) -> tuple[bool, str]:
-    """Whether the app database answers with the code's schema, and if not, why."""
-    try:
-        require_migrated(engine)
-    except DatabaseNotReadyError as error:
-        return False, str(error)
-    except SQLAlchemyError as error:
-        cause = getattr(error, "orig", None) or error
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        where = engine.url.render_as_string(hide_password=True)
-        return False, f"the app database {where} does not answer: {type(cause).__name__}: {first_line}"
-    return True, "the app database answers"
-
-
-def metrics_app(engine: Engine, registry: CollectorRegistry) -> Callable:
-    """WSGI: /metrics (text format 0.0.4 unless the scraper asks for another) and /health."""
+def metrics_app(engine: Engine, registry: CollectorRegistry, checked: Callable[[], tuple[bool, dict]]) -> Callable:
+    """WSGI: /metrics (text format 0.0.4 unless the scraper asks for another) and /health (`checked`)."""
     metrics = make_wsgi_app(registry)
 
     def app(environ, start_response):
@@ -67,9 +53,8 @@ def metrics_app(engine: Engine, registry: CollectorRegistry) -> Callable:
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/health":
-            healthy, detail = database_health(engine)
+            healthy, body = checked()
             status = "200 OK" if healthy else "503 Service Unavailable"
-            body = {"status": "ok" if healthy else "unavailable", "detail": detail}
         else:
             status, body = "404 Not Found", {"status": "not found", "detail": "use /metrics or /health"}
         start_response(status, [("Content-Type", "application/json")])
@@ -94,11 +79,19 @@ class _QuietHandler(WSGIRequestHandler):
 class MetricsServer:
     """/metrics and /health over HTTP, served from a thread; port 0 takes any free port."""
 
-    def __init__(self, engine: Engine, collector: Collector, host: str = "127.0.0.1", port: int = 9090):
+    def __init__(
+        self,
+        engine: Engine,
+        collector: Collector,
+        host: str = "127.0.0.1",
+        port: int = 9090,
+        parts: tuple[str | None, str | None] = (None, None),
+    ):
         self.engine = engine
         self.registry = CollectorRegistry()
         self.registry.register(collector)
-        self._app = metrics_app(engine, self.registry)
+        self.checked = partial(health, engine, *parts)  # (Redis URL, NATS URL)
+        self._app = metrics_app(engine, self.registry, self.checked)
         self._host, self._port = host, port
         self._server: _Server | None = None
 
@@ -133,9 +126,11 @@ def metrics_server(
     namespace: str | None = None,
     host: str = "127.0.0.1",
     port: int = 9090,
+    nats_url: str | None = None,
 ) -> MetricsServer:
-    """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store."""
+    """The exporter of `mspbyte metrics serve`: the app database read as above, flags from their store;
+    /health checks the app database, and Redis and NATS where configured."""
     engine = read_engine(database_url)
     store = flag_store(redis_url, engine, namespace)
     collector = PipelineCollector(engine, lambda: load_flags(store, flag_defaults))
-    return MetricsServer(engine, collector, host, port)
+    return MetricsServer(engine, collector, host, port, (redis_url, nats_url))

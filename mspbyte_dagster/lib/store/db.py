@@ -9,10 +9,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, UniqueConstraint, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster.lib.store.query_stats import instrument
+from mspbyte_dagster.lib.store.schema import metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -95,3 +96,35 @@ def require_migrated(engine: Engine) -> None:
         where = engine.url.render_as_string(hide_password=True)
         state = "has no schema" if revision is None else f"is at revision {revision}, not {head_revision()}"
         raise DatabaseNotReadyError(f"the app database {where} {state}: run `mspbyte db upgrade`")
+
+
+def composite_indexes() -> dict[str, list[tuple[str, ...]]]:
+    """Every multi-column index and unique constraint the schema declares, by table: the lookups the
+    passes rely on (a tenant's entities by type, its edges, its open alerts by fingerprint, ...)."""
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for table in metadata.sorted_tables:
+        declared = [tuple(c.name for c in index.columns) for index in table.indexes]
+        declared += [
+            tuple(c.name for c in constraint.columns)
+            for constraint in table.constraints
+            if isinstance(constraint, UniqueConstraint)
+        ]
+        composite = sorted({columns for columns in declared if len(columns) > 1})
+        if composite:
+            found[table.name] = composite
+    return found
+
+
+def missing_indexes(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """The composite indexes of `composite_indexes()` the database lacks (as an index, a unique
+    constraint or a primary key on exactly those columns, in that order)."""
+    inspector = inspect(engine)
+    missing = {}
+    for table, wanted in composite_indexes().items():
+        present = {tuple(index["column_names"]) for index in inspector.get_indexes(table)}
+        present |= {tuple(unique["column_names"]) for unique in inspector.get_unique_constraints(table)}
+        present.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"]))
+        lacking = [columns for columns in wanted if columns not in present]
+        if lacking:
+            missing[table] = lacking
+    return missing
