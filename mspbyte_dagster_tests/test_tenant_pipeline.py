@@ -1,7 +1,7 @@
 """The pipeline spine in Dagster: many tenants per run, failure isolation, the guard, subsets."""
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from sqlalchemy import func, select, text
 
 from mspbyte_dagster.definitions import defs
@@ -154,8 +154,44 @@ def test_users_falling_below_half_hold_the_tenant_and_only_it(world):
     assert run(KEYS).success
     world("bravo", minimal_files("bravo", users=14))  # 30 -> 14: below half
     result = run(KEYS)
-    assert result.success  # held is not a failure of the run: the check says it
+    # as visible as a failure: the run is not green and says which tenant was held, and why
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "1 of 3 tenant(s) did not pass: 1 held by the empty-sync guard: bravo" in message
+    assert "failed:" not in message
     assert guard_evaluations(result) == {"alpha": True, "bravo": False, "charlie": True}
+    snapshots_materialized = {
+        e.event_specific_data.materialization.partition: e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == AssetKey("m365_snapshot")
+    }
+    assert snapshots_materialized["bravo"]["held"].value is True
+    assert "users fell from 30 to 14" in snapshots_materialized["bravo"]["held_reason"].value
+    assert snapshots_materialized["alpha"]["held"].value is False
+    entities_this_run = {
+        e.event_specific_data.materialization.partition
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == AssetKey("entities")
+    }
+    assert entities_this_run == {"alpha", "charlie"}  # nothing downstream for the held tenant
+    # the guard's failed evaluation is about bravo's held snapshot: the UI shows it on that partition
+    [evaluation] = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.partition == "bravo"
+        and e.event_specific_data.check_name == "empty_sync_guard"
+    ]
+    [latest] = (
+        DagsterInstance.get()
+        .fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("m365_snapshot"), asset_partitions=["bravo"]), limit=1
+        )
+        .records
+    )
+    assert evaluation.target_materialization_data.storage_id == latest.storage_id
+    assert latest.run_id == result.run_id
     held = ledger_rows("bravo")[-1]
     assert held.status == "held" and "users fell from 30 to 14" in held.reason
     assert entity_count("bravo") == 35  # nothing written: the 16 users are not deleted

@@ -126,13 +126,25 @@ def tenant_pipeline(
         log(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         for stage, figures in result.stages.items():
             yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(figures))
-        for evaluation in tenant_evaluations(result, checks):
+        for evaluation in tenant_evaluations(context.instance, result, checks):
             context.log_event(evaluation)
     yield from run_summaries(results, checks)
     push_figures(context, prometheus, results)
     failed = {r.tenant: r.reason for r in results if r.status == "failed"}
-    if failed:
-        raise Failure(
-            description=f"{len(failed)} of {len(results)} tenant(s) failed: {', '.join(failed)}",
-            metadata={"failed_tenants": MetadataValue.json(failed)},
+    held = {r.tenant: r.reason for r in results if r.status == "held"}
+    if failed or held:
+        raise not_passed(len(results), failed, held)
+
+
+def not_passed(total: int, failed: dict, held: dict) -> Failure:
+    """Why the run is not green: failed and held tenants named apart."""
+    parts = [f"{len(failed)} failed: {', '.join(failed)}"] if failed else []
+    if held:
+        parts.append(
+            f"{len(held)} held by the empty-sync guard: {', '.join(held)} (nothing written for them; "
+            "`mspbyte tenants accept-drop TENANT` lets a real drop through)"
         )
+    return Failure(
+        description=f"{len(failed) + len(held)} of {total} tenant(s) did not pass: " + "; ".join(parts),
+        metadata={"failed_tenants": MetadataValue.json(failed), "held_tenants": MetadataValue.json(held)},
+    )

@@ -2,8 +2,16 @@
 
 import warnings
 
-from dagster import AssetCheckEvaluation, AssetCheckResult, AssetCheckSpec, AssetKey, PreviewWarning
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetKey,
+    DagsterInstance,
+    PreviewWarning,
+)
 
+from mspbyte_dagster.defs.check_targets import latest_materialization
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.lib.passes import TenantPass
 
@@ -26,7 +34,9 @@ with warnings.catch_warnings():
     ]
 
 
-def tenant_evaluations(result: TenantPass, selected: set[str]) -> list[AssetCheckEvaluation]:
+def tenant_evaluations(instance: DagsterInstance, result: TenantPass, selected: set[str]) -> list[AssetCheckEvaluation]:
+    """The tenant's check results, each against the materialization it judged (the tenant's latest of
+    the checked asset), so the UI shows it on the tenant's partition."""
     return [
         AssetCheckEvaluation(
             asset_key=AssetKey(CHECKS[name][0]),
@@ -35,6 +45,7 @@ def tenant_evaluations(result: TenantPass, selected: set[str]) -> list[AssetChec
             partition=result.tenant,
             description=outcome.description,
             metadata=outcome.metadata,
+            target_materialization_data=latest_materialization(instance, CHECKS[name][0], result.tenant),
         )
         for name, outcome in result.checks.items()
         if name in selected

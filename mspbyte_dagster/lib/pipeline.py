@@ -54,10 +54,9 @@ def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, s
             result.stages[stage] = done[stage]
         result.guard = state.guard
         result.checks = dict(state.checks)
-    if shadow is not None:
+    if shadow is not None:  # a comparison that ran is reported whether or not the run selected its asset
         result.comparison = comparison_of(state, shadow, done)
-        if COMPARISON in stages:
-            result.stages[COMPARISON] = result.comparison
+        result.stages[COMPARISON] = result.comparison
 
 
 def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: int) -> PassState:

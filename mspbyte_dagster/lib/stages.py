@@ -42,6 +42,9 @@ def snapshot_stage(state: PassState) -> dict:
         "incomplete_sources": state.snapshot.incomplete(),
         "flags": state.options.flags.tenant_values(state.tenant),
         "paths": state.paths,
+        # a held snapshot is materialized as held: the UI shows it, and nothing downstream is written
+        "held": bool(state.guard["held"]),
+        "held_reason": state.guard["held"] or "",
     }
 
 
