@@ -6,9 +6,10 @@ from sqlalchemy import func, select, text
 
 from mspbyte_dagster.definitions import defs
 from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENANTS
+from mspbyte_dagster.lib.model import SEVERITY_RANK
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
-from mspbyte_dagster.lib.store.schema import entities, pipeline_ledger
+from mspbyte_dagster.lib.store.schema import alerts, entities, pipeline_ledger
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, mspbyte, user, write_folder
 
 KEYS = ["alpha", "bravo", "charlie"]
@@ -295,3 +296,34 @@ def test_a_sync_without_the_users_file_does_not_become_the_users_baseline(engine
             .where(entities.c.entity_type == "user", entities.c.deleted_at.is_(None))
         ).scalar()
     assert live == 200  # nobody was soft-deleted
+
+
+@pytest.mark.slow
+def test_the_alerts_materialization_shows_the_tenants_open_alerts_as_a_table(world):
+    files = minimal_files("delta", users=5)
+    licence = [{"skuId": "s1", "disabledPlans": []}]  # disabled and licensed: one licence_waste alert each
+    files["users"] += [user(f"x{n}", enabled=False, assignedLicenses=licence) for n in range(110)]
+    world("delta", files)
+    DagsterInstance.get().add_dynamic_partitions(TENANTS, ["delta"])
+    assert run(["delta"]).success
+    event = (
+        DagsterInstance.get()
+        .fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("alerts"), asset_partitions=["delta"]), limit=1)
+        .records[0]
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["tenant"].value == "delta"  # the figures are this tenant's, not totals
+    table = metadata["open_alerts"].value
+    assert [c.name for c in table.schema.columns] == ["id", "severity", "type", "entity", "since", "status"]
+    with engine_for_env().connect() as conn:
+        still_open = conn.execute(
+            select(alerts.c.id, alerts.c.severity).where(alerts.c.tenant == "delta", alerts.c.status != "resolved")
+        ).all()
+    assert len(still_open) > 100  # more than the table shows
+    rows = [record.data for record in table.records]
+    assert len(rows) == 100 and metadata["open_alerts_not_shown"].value == len(still_open) - 100
+    ranks = [SEVERITY_RANK[row["severity"]] for row in rows]
+    assert ranks == sorted(ranks, reverse=True)  # most severe first
+    assert {row["id"] for row in rows} <= {row.id for row in still_open}
+    # the ledger keeps the figures, not the table
+    assert "open_alerts_table" not in ledger_rows("delta")[-1].stages["alerts"]

@@ -15,6 +15,9 @@ from dagster import (
     Failure,
     MetadataValue,
     ResourceParam,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     multi_asset,
 )
 from dagster_prometheus import PrometheusResource
@@ -60,9 +63,21 @@ STAGE_SPECS = [
 ]
 
 
+def _table(rows: list[dict]) -> MetadataValue:
+    """Rows of like dicts as a table with a schema (the open alerts: id, severity, type, entity, ...)."""
+    columns = list(rows[0]) if rows else ["id", "severity", "type", "entity", "since", "status"]
+    kinds = {name: "int" if isinstance(rows[0][name], int) else "string" for name in columns} if rows else {}
+    return MetadataValue.table(
+        records=[TableRecord(row) for row in rows],
+        schema=TableSchema(columns=[TableColumn(name, kinds.get(name, "string")) for name in columns]),
+    )
+
+
 def _metadata_value(name: str, value):
     if name.endswith("_markdown"):
         return MetadataValue.md(value)
+    if name.endswith("_table"):
+        return _table(value)
     if isinstance(value, bool):
         return MetadataValue.bool(value)
     if isinstance(value, int | float | str) and not isinstance(value, bool):
@@ -70,9 +85,13 @@ def _metadata_value(name: str, value):
     return MetadataValue.json(value)
 
 
-def stage_metadata(figures: dict) -> dict:
-    """Per-tenant figures as Dagster metadata: numbers stay numbers, Markdown renders, the rest is JSON."""
-    return {name.removesuffix("_markdown"): _metadata_value(name, value) for name, value in figures.items()}
+def stage_metadata(tenant: str, figures: dict) -> dict:
+    """Per-tenant figures as Dagster metadata, naming the tenant they are for: numbers stay numbers,
+    Markdown renders, tables are tables, the rest is JSON."""
+    shown = {
+        name.removesuffix("_markdown").removesuffix("_table"): _metadata_value(name, v) for name, v in figures.items()
+    }
+    return {"tenant": tenant} | shown
 
 
 def pass_options(
@@ -125,7 +144,7 @@ def tenant_pipeline(
         log = context.log.info if result.status == "succeeded" else context.log.warning
         log(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         for stage, figures in result.stages.items():
-            yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(figures))
+            yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(tenant, figures))
         for evaluation in tenant_evaluations(context.instance, result, checks):
             context.log_event(evaluation)
     yield from run_summaries(results, checks)

@@ -12,9 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.context import TenantContext
-from mspbyte_dagster.lib.model import Analysis, Finding
+from mspbyte_dagster.lib.model import SEVERITY_RANK, Analysis, Finding
 from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store import alert_writes
 from mspbyte_dagster.lib.store.alert_writes import Fingerprint, fingerprint_of

@@ -19,6 +19,7 @@ ENTITY_TYPES = ("user", "group", "role", "policy", "sku", "tenant")
 ALERT_STATUSES = ("active", "suppressed", "resolved")
 MAX_SUPPRESSION = timedelta(days=90)  # the longest an operator may silence an alert
 # A tenant pass's stages, in data-flow order (the Dagster assets, the ledger's figures, the bench).
+SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 STAGES = ("m365_snapshot", "entities", "relationships", "tenant_context", "findings", "alerts")
 
 

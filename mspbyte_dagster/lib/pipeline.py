@@ -78,6 +78,12 @@ def _prune(engine: Engine, tenant: str, retention: Retention) -> None:
         log.warning("tenant %s: retention did not prune this time (%s: %s)", tenant, type(error).__name__, error)
 
 
+def _ledger_figures(stages: dict[str, dict]) -> dict[str, dict]:
+    """The stages' figures as the ledger keeps them: tables for the UI (up to 100 open alerts) stay
+    out, or a year of hourly passes would keep a year of copies."""
+    return {stage: {k: v for k, v in figures.items() if not k.endswith("_table")} for stage, figures in stages.items()}
+
+
 def _log_outcome(result: TenantPass) -> None:
     """The migration guide's lines, one per pass, with the pass's figures."""
     figures = (result.tenant, result.duration_ms, result.queries, result.slow_queries)
@@ -161,7 +167,7 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 duration_ms=result.duration_ms,
                 queries=result.queries,
                 slow_queries=result.slow_queries,
-                stages=result.stages,
+                stages=_ledger_figures(result.stages),
                 details={
                     "guard": result.guard.get("counts"),
                     "lease": lease,

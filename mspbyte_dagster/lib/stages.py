@@ -17,6 +17,7 @@ from mspbyte_dagster.lib.passes import CheckOutcome, PassState
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
+from mspbyte_dagster.lib.store.alert_store import open_alerts
 from mspbyte_dagster.lib.store.alert_writes import duplicate_open_fingerprints
 from mspbyte_dagster.lib.store.findings import load_findings, replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, module
@@ -109,6 +110,9 @@ def findings_stage(state: PassState) -> dict:
     return {"path": state.paths["findings"]} | state.analysis.summary()
 
 
+OPEN_ALERTS_SHOWN = 100  # rows of the open-alerts table in the UI; the rest are counted
+
+
 def alerts_stage(state: PassState) -> dict:
     context = _context(state)
     analysis = state.analysis or load_findings(state.conn, state.tenant)
@@ -118,10 +122,15 @@ def alerts_stage(state: PassState) -> dict:
     state.alert_outcome = outcome
     with module("AlertChecks"):
         doubles = duplicate_open_fingerprints(state.conn, state.tenant)
+        still_open = open_alerts(state.conn, state.tenant)  # most severe first: the UI's table
     state.checks["one_open_alert_per_fingerprint"] = CheckOutcome.listing(
         doubles, "fingerprint(s) with more than one open alert", "no two open alerts share a fingerprint", "duplicates"
     )
-    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts}
+    shown = {
+        "open_alerts_table": still_open[:OPEN_ALERTS_SHOWN],
+        "open_alerts_not_shown": len(still_open[OPEN_ALERTS_SHOWN:]),
+    }
+    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts} | shown
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {

@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 from mspbyte_dagster.lib.context import DIRECTORY_FILES, TenantContext
 from mspbyte_dagster.lib.model import RuleEvaluation
 
-SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-
 
 def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None

@@ -27,9 +27,8 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mspbyte_dagster.lib.alerts import ACTIONS
-from mspbyte_dagster.lib.analysis.common import SEVERITY_RANK
 from mspbyte_dagster.lib.flags import FeatureFlagManager
-from mspbyte_dagster.lib.model import STAGES
+from mspbyte_dagster.lib.model import SEVERITY_RANK, STAGES
 from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures, latest_durations
 from mspbyte_dagster.lib.store.schema import alerts, tenants
 

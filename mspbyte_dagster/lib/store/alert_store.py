@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from mspbyte_dagster.lib.errors import InputError
-from mspbyte_dagster.lib.model import ALERT_STATUSES, MAX_SUPPRESSION
+from mspbyte_dagster.lib.model import ALERT_STATUSES, MAX_SUPPRESSION, SEVERITY_RANK
 from mspbyte_dagster.lib.store.schema import alert_events, alerts
 
 LIST_FIELDS = (
@@ -132,3 +132,30 @@ def open_alerts_csv(conn: Connection, tenant: str) -> str:
     for status in ("active", "suppressed"):
         writer.writerows(list_alerts(conn, tenant, status))
     return buffer.getvalue()
+
+
+def open_alerts(conn: Connection, tenant: str) -> list[dict]:
+    """The tenant's open alerts (active or suppressed), most severe first, then oldest first."""
+    rows = conn.execute(
+        select(
+            alerts.c.id,
+            alerts.c.severity,
+            alerts.c.alert_type,
+            alerts.c.entity_type,
+            alerts.c.entity_id,
+            alerts.c.first_seen_at,
+            alerts.c.status,
+        ).where(alerts.c.tenant == tenant, alerts.c.status != "resolved")
+    ).all()
+    ranked = sorted(rows, key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), r.first_seen_at, r.id))
+    return [
+        {
+            "id": r.id,
+            "severity": r.severity,
+            "type": r.alert_type,
+            "entity": f"{r.entity_type}:{r.entity_id}",
+            "since": r.first_seen_at.isoformat(timespec="seconds"),
+            "status": r.status,
+        }
+        for r in ranked
+    ]
