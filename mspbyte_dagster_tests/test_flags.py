@@ -11,6 +11,7 @@ from mspbyte_dagster.lib.flags import (
     RuntimeFlag,
     UnknownFlagError,
     bucket,
+    run_tags,
 )
 
 TENANTS = [f"tenant-{n:05d}" for n in range(10_000)]
@@ -91,3 +92,16 @@ def test_unknown_flag_lists_the_known_ones():
 def test_status_json_has_effective_source_and_bucket():
     data = json.loads(json.dumps(manager().status("new_pipeline", "contoso").as_json()))
     assert {"effective", "source", "bucket"} <= data.keys()
+
+
+def test_one_run_tag_holds_the_hash_and_what_differs_from_the_defaults():
+    assert run_tags(FeatureFlagManager(FLAG_DEFAULTS)) == {
+        "mspbyte/flags": f"{FeatureFlagManager(FLAG_DEFAULTS).state_hash()} defaults"
+    }
+    manager = FeatureFlagManager(
+        FLAG_DEFAULTS,
+        runtime={"unified_analyzer": RuntimeFlag(enabled=False, rollout=None)},
+        overrides={("batch_loading", "contoso"): False},
+    )
+    [tag] = run_tags(manager).values()
+    assert tag == f"{manager.state_hash()} unified_analyzer=off 100%, batch_loading=on 100% +1 overrides"

@@ -156,16 +156,23 @@ class FeatureFlagManager:
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:12]
 
 
+FLAGS_TAG = "mspbyte/flags"
+
+
 def run_tags(manager: FeatureFlagManager) -> dict[str, str]:
-    """The flag values a run started with, as run tags: global value and rollout per flag, and a hash
-    of everything (overrides included) to tell two runs' flag states apart at a glance."""
-    tags = {}
+    """The flags a run started with, as one run tag: a hash of their whole state (overrides included),
+    to tell two runs apart at a glance, and the values that differ from the code's defaults
+    (`3f2a9c0d1e4b comparison_mode=on 100%, alert_manager=on 40%`; `... defaults` when none does).
+    One tag, so the runs list keeps room for the tenant range."""
+    changed = []
     for status in manager.statuses():
-        state = "on" if status.global_enabled else "off"
-        tags[f"mspbyte/flag.{status.flag}"] = f"{state} {status.rollout}%" + (
-            f" +{status.override_count} overrides" if status.override_count else ""
-        )
-    tags["mspbyte/flags_hash"] = manager.state_hash()
+        default = FLAG_DEFAULTS[status.flag]
+        if (status.global_enabled, status.rollout) != (default.enabled, default.rollout) or status.override_count:
+            value = f"{'on' if status.global_enabled else 'off'} {status.rollout}%"
+            changed.append(
+                f"{status.flag}={value}" + (f" +{status.override_count} overrides" if status.override_count else "")
+            )
+    tags = {FLAGS_TAG: f"{manager.state_hash()} {', '.join(changed) or 'defaults'}"}
     if manager.fallback:
         tags["mspbyte/flags_fallback"] = manager.fallback
     return tags
