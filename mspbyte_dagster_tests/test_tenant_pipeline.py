@@ -276,6 +276,10 @@ def test_a_tenant_without_a_snapshot_row_fails_alone(world):
     result = run(["alpha", "bravo", "charlie", "ghost"])
     assert not result.success
     assert materialized("entities") == set(KEYS)
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert "1 failed: ghost" in failure.event_specific_data.error.message
+    logged = [record.user_message for record in DagsterInstance.get().all_logs(result.run_id)]
+    assert any(m.startswith("tenant ghost: failed (unknown tenant 'ghost'") and "is no tenant" in m for m in logged)
 
 
 def test_a_sync_without_the_users_file_does_not_become_the_users_baseline(engine, tmp_path):

@@ -33,7 +33,11 @@ from mspbyte_dagster.lib.pipeline import run_tenant_pass
 from mspbyte_dagster.settings import current_settings
 
 STAGE_DESCRIPTIONS = {
-    "m365_snapshot": "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file.",
+    "m365_snapshot": (
+        "The tenant's current Microsoft 365 snapshot (Graph-shaped JSON), with counts per file. Partitions are "
+        "the tenants registered with `mspbyte tenants import` or `mspbyte tenants add`: a partition added in "
+        "the UI is no tenant (its run fails saying so, and tenant_registry_sensor removes it)."
+    ),
     "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
     "relationships": (
         "Read from the entities: member_of (transitive), assigned_role (direct and through groups), "

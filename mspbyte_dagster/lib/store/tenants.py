@@ -28,7 +28,10 @@ class StorableSnapshot(Protocol):
 
 class UnknownTenantError(LookupError):
     def __init__(self, tenant: str):
-        super().__init__(f"unknown tenant {tenant!r}: `mspbyte tenants list` shows the registered ones")
+        super().__init__(
+            f"unknown tenant {tenant!r}: `mspbyte tenants list` shows the registered ones (a partition added "
+            "in the Dagster UI is no tenant: register it with `mspbyte tenants import` or `mspbyte tenants add`)"
+        )
         self.tenant = tenant
 
 
