@@ -105,3 +105,42 @@ def test_thresholds_change_the_next_pass(tenant_with_alerts, app_env):
     run_tenant_pass(engine_for(app_env["DATABASE_URL"]), "contoso", STAGES, PassOptions())
     stale = [r for r in json.loads(mspbyte("alerts", "list", "--json")[1]) if r["alert_type"] == "stale_user"]
     assert [r["status"] for r in stale] == ["resolved"]
+
+
+def test_list_has_a_header_and_puts_the_most_severe_first(tenant_with_alerts):
+    code, out, _ = mspbyte("alerts", "list", "--tenant", "contoso")
+    header, *lines = out.splitlines()
+    assert code == 0 and header.split() == ["ID", "TENANT", "SEVERITY", "STATUS", "TYPE", "ENTITY", "MESSAGE"]
+    ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+    shown = [ranks[line.split()[2]] for line in lines]
+    assert len(shown) == len(tenant_with_alerts) and shown == sorted(shown, reverse=True)
+
+
+def test_unsuppress_makes_a_suppressed_alert_active_again(tenant_with_alerts):
+    alert = tenant_with_alerts[0]["id"]
+    until = (datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%d")
+    assert mspbyte("alerts", "suppress", str(alert), "--reason", "change window", "--until", until)[0] == 0
+    code, out, _ = mspbyte("alerts", "unsuppress", str(alert), "--json")
+    row = json.loads(out)
+    assert code == 0 and row["status"] == "active" and row["suppressed_until"] is None
+    code, _, err = mspbyte("alerts", "unsuppress", str(alert))
+    assert code == 2 and f"alert {alert} is active, not suppressed" in err
+    history = json.loads(mspbyte("alerts", "history", str(alert), "--json")[1])
+    assert [e["action"] for e in history["events"]][-2:] == ["suppressed", "unsuppressed"]
+
+
+def test_acknowledge_records_who_and_shows_in_the_list_and_history(tenant_with_alerts):
+    alert = tenant_with_alerts[0]["id"]
+    code, out, _ = mspbyte("alerts", "acknowledge", str(alert), "--by", "Dana <script>")
+    assert code == 0 and "acknowledged by Dana <script>" in out
+    [row] = [r for r in json.loads(mspbyte("alerts", "list", "--json")[1]) if r["id"] == alert]
+    assert row["acknowledged_by"] == "Dana <script>" and row["acknowledged_at"] and row["status"] == "active"
+    assert "[acknowledged by Dana <script>]" in mspbyte("alerts", "list")[1]
+    code, out, _ = mspbyte("alerts", "history", str(alert))
+    assert code == 0 and "acknowledged" in out and '{"by": "Dana <script>"}' in out  # JSON, not a Python repr
+    assert mspbyte("alerts", "acknowledge", str(alert), "--by", "  ")[0] == 2
+
+
+def test_a_negative_threshold_is_refused_as_a_value(tenant_with_alerts):
+    code, _, err = mspbyte("thresholds", "set", "contoso", "stale_days", "-5")
+    assert code == 2 and "stale_days=-5 is out of range" in err

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import click
 
 from mspbyte_dagster.cli.common import app_engine, echo_json, expected_errors, main
+from mspbyte_dagster.lib.model import SEVERITY_RANK
 from mspbyte_dagster.lib.shown import terminal_text
 
 
@@ -21,7 +23,7 @@ def alerts() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @expected_errors
 def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
-    """Alerts, optionally of one tenant and one status."""
+    """Alerts, most severe first, optionally of one tenant and one status."""
     from mspbyte_dagster.lib.store.alert_store import list_alerts
     from mspbyte_dagster.lib.store.tenants import require_tenant
 
@@ -29,14 +31,20 @@ def alerts_list(tenant: str | None, status: str | None, as_json: bool) -> None:
         if tenant:
             require_tenant(conn, tenant)
         rows = list_alerts(conn, tenant, status)
+    rows.sort(key=lambda row: (-SEVERITY_RANK.get(row["severity"], 0), row["tenant"], row["id"]))
     if as_json:
         echo_json(rows)
         return
+    if not rows:
+        click.echo("no alerts")
+        return
+    click.echo(f"{'ID':>6} {'TENANT':<20} {'SEVERITY':<9}{'STATUS':<11}{'TYPE':<24}ENTITY  MESSAGE")
     for row in rows:
+        acknowledged = f"  [acknowledged by {terminal_text(row['acknowledged_by'])}]" if row["acknowledged_by"] else ""
         click.echo(
             f"{row['id']:>6} {row['tenant']:<20} {row['severity']:<9}{row['status']:<11}"
             f"{row['alert_type']:<24}{row['entity_type']}:{terminal_text(row['entity_id'])}  "
-            f"{terminal_text(row['message'])}"
+            f"{terminal_text(row['message'])}{acknowledged}"
         )
 
 
@@ -64,6 +72,38 @@ def alerts_suppress(alert_id: int, reason: str, until: datetime, as_json: bool) 
         click.echo(f"alert {alert_id} suppressed until {row['suppressed_until']}")
 
 
+@alerts.command("unsuppress")
+@click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def alerts_unsuppress(alert_id: int, as_json: bool) -> None:
+    """End a suppression now: the alert is active again."""
+    from mspbyte_dagster.lib.store.alert_store import unsuppress_alert
+
+    with app_engine().begin() as conn:
+        row = unsuppress_alert(conn, alert_id, datetime.now(UTC))
+    if as_json:
+        echo_json(row)
+    else:
+        click.echo(f"alert {alert_id} is active again")
+
+
+@alerts.command("acknowledge")
+@click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--by", "by", required=True, help="Who acknowledges it (shown in `alerts list` and its history).")
+@click.option("--json", "as_json", is_flag=True)
+@expected_errors
+def alerts_acknowledge(alert_id: int, by: str, as_json: bool) -> None:
+    """Record that someone has seen the alert and owns it; it stays open until its finding goes."""
+    from mspbyte_dagster.lib.store.alert_store import acknowledge_alert
+
+    with app_engine().begin() as conn:
+        row = acknowledge_alert(conn, alert_id, by, datetime.now(UTC))
+    echo_json(row) if as_json else click.echo(
+        f"alert {alert_id} acknowledged by {terminal_text(row['acknowledged_by'])}"
+    )
+
+
 @alerts.command("history")
 @click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--json", "as_json", is_flag=True)
@@ -82,9 +122,8 @@ def alerts_history(alert_id: int, as_json: bool) -> None:
         f"({history['status']})"
     )
     for event in history["events"]:
-        click.echo(
-            f"  {event['at']}  {event['action']:<10} {event['severity'] or '':<9} {terminal_text(event['details'] or '')}"
-        )
+        details = json.dumps(event["details"], ensure_ascii=False, sort_keys=True) if event["details"] else ""
+        click.echo(f"  {event['at']}  {event['action']:<12} {event['severity'] or '':<9} {terminal_text(details)}")
 
 
 @alerts.command("export")
@@ -127,7 +166,8 @@ def thresholds_get(tenant: str, as_json: bool) -> None:
             click.echo(f"{name} = {value}")
 
 
-@thresholds.command("set")
+# A negative value is a value to refuse by range, not an option to refuse as unknown.
+@thresholds.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("tenant")
 @click.argument("name")
 @click.argument("value", type=int)

@@ -30,6 +30,8 @@ LIST_FIELDS = (
     "times_reopened",
     "suppressed_until",
     "suppressed_reason",
+    "acknowledged_at",
+    "acknowledged_by",
 )
 
 
@@ -159,3 +161,49 @@ def open_alerts(conn: Connection, tenant: str) -> list[dict]:
         }
         for r in ranked
     ]
+
+
+def _record(conn: Connection, row, action: str, status: str, now: datetime, details: dict) -> None:
+    conn.execute(
+        insert(alert_events).values(
+            tenant=row.tenant,
+            alert_id=row.id,
+            action=action,
+            at=now,
+            severity=row.severity,
+            status=status,
+            details=details,
+        )
+    )
+
+
+def unsuppress_alert(conn: Connection, alert_id: int, now: datetime) -> dict:
+    """End a suppression before its expiry: the alert is active again from now."""
+    row = _alert(conn, alert_id)
+    if row.status != "suppressed":
+        raise InputError(f"alert {alert_id} is {row.status}, not suppressed: there is nothing to unsuppress")
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
+        .values(status="active", suppressed_at=None, suppressed_until=None, suppressed_reason=None, updated_at=now)
+    )
+    _record(conn, row, "unsuppressed", "active", now, {"was_until": _iso(row.suppressed_until)})
+    return alert_json(_alert(conn, alert_id))
+
+
+def acknowledge_alert(conn: Connection, alert_id: int, by: str, now: datetime) -> dict:
+    """Someone has seen the alert and owns it; it stays open until its finding goes."""
+    if not by.strip():
+        raise InputError("an acknowledgement names who gives it (--by NAME)")
+    if len(by.strip()) > 128:
+        raise InputError("--by is longer than 128 characters")
+    row = _alert(conn, alert_id)
+    if row.status == "resolved":
+        raise InputError(f"alert {alert_id} is resolved: there is nothing to acknowledge")
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
+        .values(acknowledged_at=now, acknowledged_by=by.strip(), updated_at=now)
+    )
+    _record(conn, row, "acknowledged", row.status, now, {"by": by.strip()})
+    return alert_json(_alert(conn, alert_id))

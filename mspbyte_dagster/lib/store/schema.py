@@ -228,6 +228,8 @@ alerts = Table(
     Column("suppressed_until", UTCDateTime),
     Column("suppressed_reason", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_by", String(128)),
     UniqueConstraint("tenant", "alert_type", "entity_type", "entity_id", "sku_id", name="uq_alerts_fingerprint"),
     Index(None, "tenant", "status"),
 )
