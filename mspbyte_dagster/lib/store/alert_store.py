@@ -90,17 +90,7 @@ def suppress_alert(conn: Connection, alert_id: int, reason: str, until: datetime
             updated_at=now,
         )
     )
-    conn.execute(
-        insert(alert_events).values(
-            tenant=row.tenant,
-            alert_id=alert_id,
-            action="suppressed",
-            at=now,
-            severity=row.severity,
-            status="suppressed",
-            details={"reason": reason.strip(), "until": _iso(until)},
-        )
-    )
+    _record(conn, row, "suppressed", "suppressed", now, {"reason": reason.strip(), "until": _iso(until)})
     return alert_json(_alert(conn, alert_id))
 
 
@@ -164,6 +154,7 @@ def open_alerts(conn: Connection, tenant: str) -> list[dict]:
 
 
 def _record(conn: Connection, row, action: str, status: str, now: datetime, details: dict) -> None:
+    """An operator's action in the alert's append-only history."""
     conn.execute(
         insert(alert_events).values(
             tenant=row.tenant,
