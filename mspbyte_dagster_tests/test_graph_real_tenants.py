@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, Reports
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
+from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.db import engine_for
@@ -46,11 +48,13 @@ def refresh(engine, fake: FakeGraph, key: str = TENANT) -> None:
 
 
 def process(engine, key: str = TENANT) -> TenantContext:
-    """The pass's first stage on the current snapshot, and the context it gives."""
+    """The pass's stages up to the context on the current snapshot (entities, then their relationships),
+    and the context they give."""
     with engine.begin() as conn:
         current = tenant_store.current_snapshot(conn, key)
         snapshot = load_snapshot(conn, key, current.snapshot_id)
         process_entities(conn, key, current.data_source_id, snapshot, current.snapshot_id)
+        Microsoft365Linker(conn).link(key, current.data_source_id, datetime.now(UTC))
         return DataContextLoader(conn).load(key)
 
 
