@@ -8,7 +8,7 @@ from mspbyte_dagster.defs.assets import tenant_pipeline
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.resources import resources_from_env
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
-from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_registry_sensor
+from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_freshness_sensor, tenant_registry_sensor
 from mspbyte_dagster.settings import apply_log_level, current_settings
 
 # Code references are beta (docs/benchmarks.md, Dagster notes); they are worth it, the warning at every
@@ -22,7 +22,7 @@ defs = Definitions(
     jobs=[tenant_pipeline_job],
     # UI materializations and backfills run in the implicit asset job: one process per run there too.
     executor=in_process_executor,
-    sensors=[sync_event_sensor, tenant_registry_sensor],
+    sensors=[sync_event_sensor, tenant_registry_sensor, tenant_freshness_sensor],
     schedules=[tenant_refresh_schedule],
     resources=resources_from_env(),
 )

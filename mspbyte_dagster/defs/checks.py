@@ -13,7 +13,7 @@ from dagster import (
 
 from mspbyte_dagster.defs.check_targets import latest_materialization
 from mspbyte_dagster.defs.partitions import tenants_partitions
-from mspbyte_dagster.lib.passes import TenantPass
+from mspbyte_dagster.lib.passes import FRESHNESS_CHECK, TenantPass
 
 CHECKS = {
     "empty_sync_guard": (
@@ -22,6 +22,11 @@ CHECKS = {
     ),
     "finding_entities_exist": ("findings", "Every finding names an entity of the tenant's context."),
     "one_open_alert_per_fingerprint": ("alerts", "No two open alerts share a fingerprint."),
+    FRESHNESS_CHECK: (
+        "m365_snapshot",
+        "Refreshed (a full successful pass) within twice REFRESH_INTERVAL_MINUTES: each full pass passes it, "
+        "tenant_freshness_sensor fails it for a tenant that falls behind.",
+    ),
 }
 
 with warnings.catch_warnings():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -13,11 +17,15 @@ from dagster import (
     sensor,
 )
 
+from mspbyte_dagster.defs.check_targets import latest_materialization
+from mspbyte_dagster.defs.checks import CHECKS
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.partitions import TENANT_TAG, TENANTS, TRIGGER_TAG, range_run_requests, tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
 from mspbyte_dagster.lib.events import Debounce, EventStreams, Registry, TickOutcome, Window, source_registry
 from mspbyte_dagster.lib.nats_client import NatsUnavailableError, dead_letter
+from mspbyte_dagster.lib.passes import FRESHNESS_CHECK
+from mspbyte_dagster.lib.store.ledger import last_refreshed
 from mspbyte_dagster.lib.store.tenants import list_tenants
 from mspbyte_dagster.settings import current_settings
 
@@ -175,3 +183,45 @@ def tenant_registry_sensor(context: SensorEvaluationContext, database: DatabaseR
         f"removed: {_named(removed)}{held_back}",
         dynamic_partitions_requests=changes,
     )
+
+
+def overdue(refreshed: dict[str, datetime | None], now: datetime, max_age: timedelta) -> list[str]:
+    """Tenants whose last full successful pass is older than `max_age`, or that never had one."""
+    return sorted(tenant for tenant, at in refreshed.items() if at is None or now - at > max_age)
+
+
+@sensor(
+    name="tenant_freshness_sensor",
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Fails check tenant_fresh on each tenant not refreshed (a full successful pass) within twice "
+        "REFRESH_INTERVAL_MINUTES, once when it falls behind; its next full pass passes it again."
+    ),
+)
+def tenant_freshness_sensor(context: SensorEvaluationContext, database: DatabaseResource):
+    tenants = context.instance.get_dynamic_partitions(TENANTS)
+    max_age = timedelta(minutes=2 * current_settings().refresh_interval_minutes)
+    with database.engine().connect() as conn:
+        refreshed = last_refreshed(conn, tenants)
+    late = overdue(refreshed, datetime.now(UTC), max_age)
+    reported = set(json.loads(context.cursor or "[]"))
+    for tenant in (t for t in late if t not in reported):
+        since = refreshed[tenant]
+        context.instance.report_runless_asset_event(
+            AssetCheckEvaluation(
+                asset_key=AssetKey(CHECKS[FRESHNESS_CHECK][0]),
+                check_name=FRESHNESS_CHECK,
+                passed=False,
+                partition=tenant,
+                description=(
+                    f"overdue: last refreshed {since:%Y-%m-%d %H:%M} UTC" if since else "overdue: never refreshed"
+                )
+                + f"; expected within {max_age.total_seconds() / 60:.0f} minutes",
+                target_materialization_data=latest_materialization(context.instance, "m365_snapshot", tenant),
+            )
+        )
+    context.update_cursor(json.dumps(late))
+    if late:
+        return SkipReason(f"{len(late)} tenant(s) overdue: {', '.join(late[:NAMED_TENANTS])}")
+    return SkipReason(f"all {len(tenants)} tenant(s) refreshed within {max_age.total_seconds() / 60:.0f} minutes")

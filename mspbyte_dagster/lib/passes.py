@@ -17,6 +17,9 @@ from mspbyte_dagster.lib.store.retention import Retention
 
 PATH_STAGES = STAGES[2:]  # the stages with a legacy and a new implementation
 COMPARISON = "comparison_report"
+# A tenant whose last full successful pass is older than twice REFRESH_INTERVAL_MINUTES is overdue: each
+# full pass passes this check, the freshness sensor fails it for a tenant that falls behind.
+FRESHNESS_CHECK = "tenant_fresh"
 ASSETS = (*STAGES, COMPARISON)
 # The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
 STAGE_FLAGS = {

@@ -18,7 +18,9 @@ from mspbyte_dagster.lib.comparison import comparison_of, shadow_outputs
 from mspbyte_dagster.lib.model import STAGES
 from mspbyte_dagster.lib.passes import (
     COMPARISON,
+    FRESHNESS_CHECK,
     PATH_STAGES,
+    CheckOutcome,
     NoSnapshotError,
     PassOptions,
     PassState,
@@ -137,6 +139,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                         if options.read_only:
                             transaction.rollback()
                     result.status = "succeeded"
+                    if set(STAGES) <= set(stages):
+                        result.checks[FRESHNESS_CHECK] = CheckOutcome(True, "refreshed by this pass")
                     if not options.read_only:
                         _prune(engine, tenant, options.retention)
                 except TenantHeld as held:

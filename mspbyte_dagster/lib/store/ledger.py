@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from mspbyte_dagster.lib.store.schema import pipeline_ledger
 
@@ -124,3 +124,16 @@ def passes_of_run(conn: Connection, tenants: list[str], run_id: str) -> list:
             .order_by(pipeline_ledger.c.id)
         )
     )
+
+
+def last_refreshed(conn: Connection, tenants: list[str]) -> dict[str, datetime | None]:
+    """When each tenant's latest pass that ran every stage and succeeded started (None: never)."""
+    c = pipeline_ledger.c
+    found = dict(
+        conn.execute(
+            select(c.tenant, func.max(c.started_at))
+            .where(c.tenant.in_(tenants), c.status == "succeeded", c.all_stages)
+            .group_by(c.tenant)
+        ).all()
+    )
+    return {tenant: found.get(tenant) for tenant in tenants}
