@@ -379,3 +379,14 @@ def test_health_is_503_naming_a_required_part_that_does_not_answer(sqlite_url):
     assert status == 503 and answer["status"] == "unavailable"
     assert answer["parts"]["redis"]["ok"] is False and f"Redis at 127.0.0.1:{port} does not answer" in answer["detail"]
     assert answer["parts"]["database"]["ok"] and "pw-value" not in body
+
+
+def test_a_fold_is_due_once_the_oldest_unfolded_row_has_settled(engine, contoso):
+    assert run_pass(engine).status == "succeeded"  # a ledger row and alert events, none folded
+    now = datetime.now(UTC)
+    late = now + metric_totals.SETTLE_AFTER + metric_totals.FOLD_EVERY + timedelta(minutes=1)
+    with engine.begin() as conn:
+        assert not metric_totals.fold_due(conn, now)  # too young to fold
+        assert metric_totals.fold_due(conn, late)
+        metric_totals.fold(conn, late)
+        assert not metric_totals.fold_due(conn, late)  # nothing left above the marks

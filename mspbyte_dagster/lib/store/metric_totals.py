@@ -149,9 +149,15 @@ def current_figures(conn: Connection) -> dict[str, Figures]:
 
 
 def fold_due(conn: Connection, now: datetime, settle_after: timedelta = SETTLE_AFTER) -> bool:
-    """Whether a source has unfolded rows old enough (and old enough by FOLD_EVERY) to fold."""
+    """Whether a source has unfolded rows old enough (and old enough by FOLD_EVERY) to fold.
+
+    Asked after every pass, so it reads one row per source: the first above the mark, by primary key.
+    Rows are written in time order (give or take concurrent passes' seconds), so that row is the oldest;
+    a min() over every unfolded row grew with the fleet (16 ms a pass at 1,000 tenants)."""
     for name, source in SOURCES.items():
-        oldest = conn.execute(select(func.min(source.stamp)).where(source.table.c.id > _mark(conn, name))).scalar()
+        oldest = conn.execute(
+            select(source.stamp).where(source.table.c.id > _mark(conn, name)).order_by(source.table.c.id).limit(1)
+        ).scalar()
         if oldest is not None and oldest <= now - settle_after - FOLD_EVERY:
             return True
     return False
