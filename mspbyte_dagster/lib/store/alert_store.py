@@ -76,22 +76,19 @@ def suppress_alert(conn: Connection, alert_id: int, reason: str, until: datetime
         raise InputError(f"--until {until:%Y-%m-%d} is not in the future")
     if until - now > MAX_SUPPRESSION:
         raise InputError(f"--until {until:%Y-%m-%d} is more than {MAX_SUPPRESSION.days} days away")
-    row = _alert(conn, alert_id)
-    if row.status == "resolved":
-        raise InputError(f"alert {alert_id} is resolved: there is nothing to suppress")
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
-        .values(
-            status="suppressed",
-            suppressed_reason=reason.strip(),
-            suppressed_until=until,
-            suppressed_at=now,
-            updated_at=now,
-        )
+    row = _open_alert(conn, alert_id, "suppress")
+    details = {"reason": reason.strip(), "until": _iso(until)}
+    return _operator_action(
+        conn,
+        row,
+        "suppressed",
+        now,
+        details,
+        status="suppressed",
+        suppressed_reason=reason.strip(),
+        suppressed_until=until,
+        suppressed_at=now,
     )
-    _record(conn, row, "suppressed", "suppressed", now, {"reason": reason.strip(), "until": _iso(until)})
-    return alert_json(_alert(conn, alert_id))
 
 
 def alert_history(conn: Connection, alert_id: int) -> dict:
@@ -153,8 +150,18 @@ def open_alerts(conn: Connection, tenant: str) -> list[dict]:
     ]
 
 
-def _record(conn: Connection, row, action: str, status: str, now: datetime, details: dict) -> None:
-    """An operator's action in the alert's append-only history."""
+def _open_alert(conn: Connection, alert_id: int, verb: str):
+    row = _alert(conn, alert_id)
+    if row.status == "resolved":
+        raise InputError(f"alert {alert_id} is resolved: there is nothing to {verb}")
+    return row
+
+
+def _operator_action(conn: Connection, row, action: str, now: datetime, details: dict, **values) -> dict:
+    """An operator's change to one alert, kept in its append-only history with the status it leaves."""
+    conn.execute(
+        update(alerts).where(alerts.c.tenant == row.tenant, alerts.c.id == row.id).values(updated_at=now, **values)
+    )
     conn.execute(
         insert(alert_events).values(
             tenant=row.tenant,
@@ -162,10 +169,11 @@ def _record(conn: Connection, row, action: str, status: str, now: datetime, deta
             action=action,
             at=now,
             severity=row.severity,
-            status=status,
+            status=values.get("status", row.status),
             details=details,
         )
     )
+    return alert_json(_alert(conn, row.id))
 
 
 def unsuppress_alert(conn: Connection, alert_id: int, now: datetime) -> dict:
@@ -173,13 +181,18 @@ def unsuppress_alert(conn: Connection, alert_id: int, now: datetime) -> dict:
     row = _alert(conn, alert_id)
     if row.status != "suppressed":
         raise InputError(f"alert {alert_id} is {row.status}, not suppressed: there is nothing to unsuppress")
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
-        .values(status="active", suppressed_at=None, suppressed_until=None, suppressed_reason=None, updated_at=now)
+    details = {"was_until": _iso(row.suppressed_until)}
+    return _operator_action(
+        conn,
+        row,
+        "unsuppressed",
+        now,
+        details,
+        status="active",
+        suppressed_at=None,
+        suppressed_until=None,
+        suppressed_reason=None,
     )
-    _record(conn, row, "unsuppressed", "active", now, {"was_until": _iso(row.suppressed_until)})
-    return alert_json(_alert(conn, alert_id))
 
 
 def acknowledge_alert(conn: Connection, alert_id: int, by: str, now: datetime) -> dict:
@@ -188,13 +201,7 @@ def acknowledge_alert(conn: Connection, alert_id: int, by: str, now: datetime) -
         raise InputError("an acknowledgement names who gives it (--by NAME)")
     if len(by.strip()) > 128:
         raise InputError("--by is longer than 128 characters")
-    row = _alert(conn, alert_id)
-    if row.status == "resolved":
-        raise InputError(f"alert {alert_id} is resolved: there is nothing to acknowledge")
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.tenant == row.tenant, alerts.c.id == alert_id)
-        .values(acknowledged_at=now, acknowledged_by=by.strip(), updated_at=now)
+    row = _open_alert(conn, alert_id, "acknowledge")
+    return _operator_action(
+        conn, row, "acknowledged", now, {"by": by.strip()}, acknowledged_at=now, acknowledged_by=by.strip()
     )
-    _record(conn, row, "acknowledged", row.status, now, {"by": by.strip()})
-    return alert_json(_alert(conn, alert_id))
