@@ -6,8 +6,10 @@ Tests that need one are marked `services` by the fixtures they use: `make test-f
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -191,3 +193,34 @@ def tenant(engine, tmp_path):
     from mspbyte_dagster_tests.rules import Tenant
 
     return Tenant(engine, tmp_path)
+
+
+@pytest.fixture
+def definitions_reloaded_after():
+    """Reloads the Definitions after the test's environment is undone (list it first: set up first, torn
+    down last), so later tests get resources fed by the session's variables, not the test's."""
+    import mspbyte_dagster.definitions as definitions
+
+    yield definitions
+    importlib.reload(definitions)
+
+
+def debian_binary(name: str, package: str) -> str:
+    """A binary of a Debian package the tests drive (prometheus, chromium; .ci/run installs them):
+    missing, the test is skipped naming it, and fails with CI set, like a missing service."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"`{name}` not found: install Debian's {package} package (apt-get install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def http_answers(url: str) -> bool:
+    """Whether a GET of `url` answers 200 within two seconds (a server the test started is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -112,16 +112,6 @@ def test_a_graph_tenant_that_keeps_failing_fails_its_pass_alone(mixed_world):
     assert "graph_requests" not in figures[FILES]  # read from its imported folder
 
 
-@pytest.fixture
-def definitions_reloaded_after():
-    """Reloads the Definitions after the test's environment is undone (set up first, torn down last),
-    so later tests get resources fed by the session's variables, not the test's."""
-    import mspbyte_dagster.definitions as definitions
-
-    yield definitions
-    importlib.reload(definitions)
-
-
 @pytest.mark.slow
 def test_the_client_secret_never_reaches_logs_metadata_run_config_or_errors(
     definitions_reloaded_after, mixed_world, monkeypatch, caplog, capfd, tmp_path

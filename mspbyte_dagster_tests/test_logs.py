@@ -46,14 +46,6 @@ def run_logs(monkeypatch, **variables) -> list[str]:
         return [record.user_message for record in instance.all_logs(result.run_id)]
 
 
-@pytest.fixture
-def definitions_reloaded_after():
-    import mspbyte_dagster.definitions as definitions
-
-    yield
-    importlib.reload(definitions)
-
-
 def test_each_pass_logs_its_outcome_with_tenant_duration_and_figures(
     definitions_reloaded_after, packaged_instance, monkeypatch
 ):

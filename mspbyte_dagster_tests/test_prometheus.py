@@ -4,9 +4,7 @@ exporter after real passes: the guide's queries answer as the README says."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -23,6 +21,7 @@ from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import pipeline_ledger, snapshots
 from mspbyte_dagster.settings import REPO_ROOT
+from mspbyte_dagster_tests.conftest import debian_binary, http_answers
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files
 from mspbyte_dagster_tests.test_metrics import free_port
 
@@ -36,20 +35,10 @@ SUCCESS_RATE = (
 pytestmark = pytest.mark.slow
 
 
-def binary(name: str) -> str:
-    """Debian's prometheus package (.ci/run installs it); missing, the test is skipped naming it, and
-    fails in CI."""
-    found = shutil.which(name)
-    if found is None:
-        message = f"`{name}` not found: install Debian's prometheus package (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
 def test_promtool_accepts_the_rules():
-    checked = subprocess.run([binary("promtool"), "check", "rules", str(RULES)], capture_output=True, text=True)
+    checked = subprocess.run(
+        [debian_binary("promtool", "prometheus"), "check", "rules", str(RULES)], capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 8 rules found" in checked.stdout
 
@@ -83,7 +72,7 @@ def prometheus(tmp_path, sqlite_url, request) -> Iterator[tuple[Prometheus, str]
     """Our exporter on the test's database, scraped every second by a Prometheus this test starts,
     with the shipped rules; `hold_alerts=False` (indirect) loads them without their `for:` holds, so an
     alert whose condition holds fires at once instead of after minutes."""
-    program = binary("prometheus")
+    program = debian_binary("prometheus", "prometheus")
     rules = RULES
     if not getattr(request, "param", True):
         rules = tmp_path / "rules.yml"
@@ -110,20 +99,12 @@ def prometheus(tmp_path, sqlite_url, request) -> Iterator[tuple[Prometheus, str]
         )
         try:
             server = Prometheus(f"http://127.0.0.1:{port}")
-            server.until(lambda: _ready(server.url))
+            server.until(lambda: http_answers(f"{server.url}/-/ready"))
             yield server, sqlite_url
         finally:
             process.terminate()
             process.wait(timeout=30)
             log.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("prometheus", [False], indirect=True)

@@ -4,13 +4,11 @@ open-alerts table, and nothing that is off counts as Missing. Screenshots go to 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,22 +16,13 @@ import pytest
 from dagster import DagsterInstance
 
 from mspbyte_dagster.settings import INSTANCE_CONFIG, REPO_ROOT
+from mspbyte_dagster_tests.conftest import debian_binary, http_answers
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 from mspbyte_dagster_tests.test_metrics import free_port
 
 ARTIFACTS = REPO_ROOT / ".test-artifacts" / "ui"
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
-
-
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        message = "`chromium` not found: install Debian's chromium package (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @pytest.fixture
@@ -68,7 +57,7 @@ def webserver(held_world) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
-            while not _answers(f"{url}/server_info"):
+            while not http_answers(f"{url}/server_info"):
                 assert process.poll() is None and time.monotonic() < deadline, "dagster-webserver did not start"
                 time.sleep(0.5)
             yield url
@@ -77,20 +66,14 @@ def webserver(held_world) -> Iterator[str]:
             process.wait(timeout=30)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def page(webserver):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=debian_binary("chromium", "chromium"), args=["--no-sandbox"]
+        )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
         yield page
