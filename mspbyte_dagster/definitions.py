@@ -6,6 +6,7 @@ from dagster import BetaWarning, Definitions, in_process_executor, with_source_c
 
 from mspbyte_dagster.defs.assets import tenant_pipeline
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
+from mspbyte_dagster.defs.notifications import notification_delivery, notification_outbox_sensor
 from mspbyte_dagster.defs.resources import resources_from_env
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_freshness_sensor, tenant_registry_sensor
@@ -19,10 +20,10 @@ apply_log_level(current_settings().log_level)
 
 defs = Definitions(
     assets=with_source_code_references([tenant_pipeline]),
-    jobs=[tenant_pipeline_job],
+    jobs=[tenant_pipeline_job, notification_delivery],
     # UI materializations and backfills run in the implicit asset job: one process per run there too.
     executor=in_process_executor,
-    sensors=[sync_event_sensor, tenant_registry_sensor, tenant_freshness_sensor],
+    sensors=[sync_event_sensor, tenant_registry_sensor, tenant_freshness_sensor, notification_outbox_sensor],
     schedules=[tenant_refresh_schedule],
     resources=resources_from_env(),
 )

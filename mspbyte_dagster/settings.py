@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
+from mspbyte_dagster.lib.notify.secrets import SecretBox, check_key
 from mspbyte_dagster.lib.store.retention import Retention
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ class SettingsError(InputError):
 
 
 # Variables whose values never appear in an error, a log line or a repr.
-SECRET_VARIABLES = frozenset({"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY"})
+SECRET_VARIABLES = frozenset(
+    {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY"}
+)
 
 
 def _url_of(schemes: tuple[str, ...]) -> AfterValidator:
@@ -66,6 +69,11 @@ def _database_url(value: str) -> str:
         raise ValueError(f"names the unsupported database {url.get_backend_name()!r}: use postgresql:// or sqlite:///")
     if url.get_backend_name() == "postgresql" and not url.database:
         raise ValueError("names no database: add /<database> to the URL")
+    return value
+
+
+def _secret_key(value: SecretStr) -> SecretStr:
+    check_key(value.get_secret_value())
     return value
 
 
@@ -137,6 +145,10 @@ class Settings(BaseModel):
     snapshot_retention: Positive = Field(10, alias="SNAPSHOT_RETENTION")
     ledger_retention_days: Positive = Field(400, alias="LEDGER_RETENTION_DAYS")
     alert_event_retention_days: Positive = Field(400, alias="ALERT_EVENT_RETENTION_DAYS")
+    # Encrypts notification channels' secrets at rest (a Fernet key: `mspbyte notify new-key`).
+    secret_key: Annotated[SecretStr, AfterValidator(_secret_key)] | None = Field(None, alias="MSPBYTE_SECRET_KEY")
+    # How long an undelivered notification is retried before it is dead-lettered.
+    notify_give_up_hours: Annotated[int, Field(ge=1, le=720)] = Field(24, alias="NOTIFY_GIVE_UP_HOURS")
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +177,13 @@ class Settings(BaseModel):
     @property
     def retention(self) -> Retention:
         return Retention(self.snapshot_retention, self.ledger_retention_days, self.alert_event_retention_days)
+
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.secret_key.get_secret_value() if self.secret_key else None)
+
+    @property
+    def notify_give_up(self) -> timedelta:
+        return timedelta(hours=self.notify_give_up_hours)
 
     def pass_options(self, **choices) -> PassOptions:
         """The options of a tenant pass as these settings make them (Dagster, `mspbyte compare`, the

@@ -9,6 +9,7 @@ from mspbyte_dagster.cli import (  # noqa: F401  (importing registers the comman
     events,
     flags,
     metrics,
+    notify,
     run,
     tenants,
 )

@@ -18,6 +18,8 @@ from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.nats_client import JetStream
+from mspbyte_dagster.lib.notify.delivery import RoundFigures, deliver_round
+from mspbyte_dagster.lib.notify.secrets import SecretBox
 from mspbyte_dagster.lib.store.db import migrated_engine
 from mspbyte_dagster.settings import current_settings
 
@@ -116,6 +118,18 @@ class GraphResource(ConfigurableResource):
             self._connection.close()
 
 
+class NotifierResource(ConfigurableResource):
+    """Delivers the outbox. The key that opens the channels' secrets is fed by
+    EnvVar("MSPBYTE_SECRET_KEY") (its name shows in the UI, never its value); left unset, the settings'."""
+
+    secret_key: str | None = Field(default=None, repr=False)
+
+    def deliver(self, engine: Engine) -> RoundFigures:
+        settings = current_settings()
+        box = SecretBox(self.secret_key) if self.secret_key else settings.secret_box()
+        return deliver_round(engine, box, settings.notify_give_up)
+
+
 def env_fed(resource: type[ConfigurableResource], **variables: str) -> ConfigurableResource:
     """`resource` with each field fed by EnvVar(variable) when that variable is set: the UI shows the
     name, never the value, and an unset one keeps the field's default (an unset EnvVar stops every run)."""
@@ -139,4 +153,5 @@ def resources_from_env() -> dict:
         "nats": env_fed(NatsResource, url="NATS_URL"),
         "graph": env_fed(GraphResource, client_secret="GRAPH_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
         "prometheus": pushgateway(),
+        "notifier": env_fed(NotifierResource, secret_key="MSPBYTE_SECRET_KEY"),  # noqa: S106 (a variable's name)
     }

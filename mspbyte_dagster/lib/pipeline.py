@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from mspbyte_dagster.lib.comparison import comparison_of, shadow_outputs
 from mspbyte_dagster.lib.model import STAGES
+from mspbyte_dagster.lib.notify.routing import announce_pass
 from mspbyte_dagster.lib.passes import (
     COMPARISON,
     FRESHNESS_CHECK,
@@ -182,4 +183,5 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     "query_stats": query_stats,
                 },
             )
+            announce_pass(conn, tenant, result.status, result.reason, ledger_id, options.run_id, datetime.now(UTC))
     return result

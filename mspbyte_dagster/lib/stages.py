@@ -13,6 +13,7 @@ from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.guard import guard_counts, hold_reason
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
+from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
 from mspbyte_dagster.lib.passes import CheckOutcome, PassState
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger
@@ -117,9 +118,14 @@ def alerts_stage(state: PassState) -> dict:
     context = _context(state)
     analysis = state.analysis or load_findings(state.conn, state.tenant)
     writer = AlertManager if state.paths["alerts"] == "new" else LegacyAlertWriter
+    now, run_id = state.options.now(), state.options.run_id
+    with module("Outbox"):
+        announcer = AlertAnnouncer.before_writing(state.conn, state.tenant)
     with module(writer.__name__):
-        outcome = writer(state.conn).apply(context, analysis, state.options.now(), state.options.run_id)
+        outcome = writer(state.conn).apply(context, analysis, now, run_id)
     state.alert_outcome = outcome
+    with module("Outbox"):  # in the pass's transaction: a pass that rolls back announces nothing
+        queued = announcer.queue(state.conn, run_id, now)
     with module("AlertChecks"):
         doubles = duplicate_open_fingerprints(state.conn, state.tenant)
         still_open = open_alerts(state.conn, state.tenant)  # most severe first: the UI's table
@@ -130,7 +136,14 @@ def alerts_stage(state: PassState) -> dict:
         "open_alerts_table": still_open[:OPEN_ALERTS_SHOWN],
         "open_alerts_not_shown": len(still_open[OPEN_ALERTS_SHOWN:]),
     }
-    return {"path": state.paths["alerts"]} | outcome.as_json() | {"new_alerts_markdown": outcome.new_alerts} | shown
+    announced = {"notifications_queued": queued}
+    return (
+        {"path": state.paths["alerts"]}
+        | outcome.as_json()
+        | {"new_alerts_markdown": outcome.new_alerts}
+        | announced
+        | shown
+    )
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {

@@ -1,5 +1,5 @@
-"""What is kept of a tenant, and for how long: its newest snapshots, a window of ledger rows and of
-the events of resolved alerts. Pruned after each successful pass of the tenant, under its lease."""
+"""What is kept of a tenant, and for how long: its newest snapshots, a window of ledger rows, of
+the events of resolved alerts and of the notifications sent. Pruned after each successful pass of the tenant, under its lease."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, select
 
 from mspbyte_dagster.lib.store import ledger, metric_totals
+from mspbyte_dagster.lib.store.notifications import prune_outbox
 from mspbyte_dagster.lib.store.schema import (
     alert_events,
     alerts,
@@ -37,6 +38,8 @@ def prune_tenant(conn: Connection, tenant: str, retention: Retention, now: datet
         "alert_events": _prune_alert_events(
             conn, tenant, now - timedelta(days=retention.alert_event_days), marks["alert_events"]
         ),
+        # a message is history like the events it announced: kept as long, once delivered or dead
+        "notifications": prune_outbox(conn, tenant, now - timedelta(days=retention.alert_event_days)),
     }
 
 

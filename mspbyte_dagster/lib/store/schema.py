@@ -348,3 +348,53 @@ tenant_changes = Table(
     Column("details", JSON, nullable=False),
     Column("reason", Text, nullable=False),
 )
+
+# Where alerts are announced (lib/notify/): channels hold their secrets encrypted with MSPBYTE_SECRET_KEY
+# ("fernet:<token>") or as a reference to an environment variable ("env:<NAME>"), never in clear.
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | teams | slack | email
+    Column("config", JSON, nullable=False),  # what is not secret: a webhook's URL, an SMTP host, addresses
+    Column("secret", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Which alert events go to which channel; no tenant: every tenant.
+notification_routes = Table(
+    "notification_routes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel_id", Id, ForeignKey("notification_channels.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant", String(64), ForeignKey("tenants.tenant", ondelete="CASCADE")),
+    Column("min_severity", String(16), nullable=False),
+    Column("alert_types", JSON),  # null: every type
+    Column("events", JSON, nullable=False),  # created, reopened, severity_raised, resolved, pass_failed, pass_held
+    Column("digest_minutes", Integer),  # null: one message per tenant and pass, at once
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One message to deliver: written in the transaction of the pass whose alert events (or failure) it
+# announces, so a pass that rolls back announces nothing; delivered at least once by Dagster.
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("channel_id", Id, ForeignKey("notification_channels.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", String(64)),
+    Column("items", JSON, nullable=False),  # the announced events, each with its idempotency key
+    Column("digest", Boolean, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("queued_at", UTCDateTime, nullable=False),  # the delivery window starts here (again on a retry)
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("finished_at", UTCDateTime),  # delivered or dead-lettered
+    Index(None, "status", "due_at"),
+    Index(None, "tenant", "status", "finished_at"),
+)
