@@ -217,6 +217,22 @@ def debian_binary(name: str, package: str) -> str:
     return found
 
 
+@pytest.fixture
+def chromium_page():
+    """A page of a headless Debian Chromium driven by Playwright (no browser download): what a person
+    sees, asserted on what the page shows."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=debian_binary("chromium", "chromium"), args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
 def http_answers(url: str) -> bool:
     """Whether a GET of `url` answers 200 within two seconds (a server the test started is up)."""
     try:

@@ -4,9 +4,10 @@ the job sends. Secrets stay encrypted and out of every output."""
 import importlib
 import json
 import os
+import uuid
 
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 from sqlalchemy import select
 
 from mspbyte_dagster.defs.resources import DatabaseResource
@@ -183,6 +184,11 @@ def test_the_sensor_requests_delivery_when_messages_are_due_and_the_job_delivers
     a_pass_with_alerts(keyed, tmp_path)
     request = tick()
     assert isinstance(request, RunRequest) and request.tags["mspbyte/due"] == "1"
+    going = DagsterRun(job_name="notification_delivery", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED)
+    instance.add_run(going)
+    skipped = tick()
+    assert isinstance(skipped, SkipReason) and going.run_id in skipped.skip_message
+    instance.report_run_failed(going, message="a delivery run that died")
     job = definitions.defs.resolve_job_def("notification_delivery")
     result = job.execute_in_process(instance=instance, tags=request.tags)
     assert result.success and len(receiver.received) == 1 and receiver.received[0].signed_with(SIGNING)

@@ -13,10 +13,12 @@ from mspbyte_dagster.lib.notify.messages import Message, email_message, slack_pa
 from mspbyte_dagster.lib.notify.secrets import SecretBox, new_key
 from mspbyte_dagster.lib.store import notifications
 from mspbyte_dagster.lib.store.schema import notification_channels, notification_outbox
+from mspbyte_dagster.settings import REPO_ROOT
 from mspbyte_dagster_tests.receivers import Receiver, SmtpServer
 from mspbyte_dagster_tests.rules import person, sku
 from mspbyte_dagster_tests.test_notify_outbox import EVERY_EVENT, NOW, staff
 
+ARTIFACTS = REPO_ROOT / ".test-artifacts" / "notify"
 KEY = new_key()
 BOX = SecretBox(KEY)
 SIGNING = "whsec-7c1d"
@@ -173,20 +175,22 @@ def test_teams_and_slack_get_their_formats_and_their_urls_stay_secret(tenant, re
     assert errors and all(receiver.url not in text for text in [*errors, caplog.text])
 
 
+HOSTILE_ITEM = {
+    "key": "alert-event-1",
+    "event": "created",
+    "tenant": "contoso",
+    "severity": "high",
+    "alert_id": 1,
+    "alert_type": "mfa_not_registered",
+    "entity_type": "user",
+    "entity_id": "u1",
+    "entity_name": HOSTILE,
+    "message": f"{HOSTILE} has not registered MFA",
+}
+
+
 def test_hostile_names_are_text_in_every_format():
-    item = {
-        "key": "alert-event-1",
-        "event": "created",
-        "tenant": "contoso",
-        "severity": "high",
-        "alert_id": 1,
-        "alert_type": "mfa_not_registered",
-        "entity_type": "user",
-        "entity_id": "u1",
-        "entity_name": HOSTILE,
-        "message": f"{HOSTILE} has not registered MFA",
-    }
-    message = Message("k", [item])
+    message = Message("k", [HOSTILE_ITEM])
     teams = json.dumps(teams_payload(message))
     assert "<script>" not in teams and "**boss**" not in teams and "](http" not in teams and "<@U123>" not in teams
     assert "&lt;script&gt;" in teams
@@ -198,6 +202,21 @@ def test_hostile_names_are_text_in_every_format():
     html_part = mail.get_body(("html",)).get_content()
     assert "<script>" not in html_part and "&lt;script&gt;" in html_part
     assert HOSTILE in mail.get_body(("plain",)).get_content()  # plain text shows it as it is
+
+
+@pytest.mark.slow
+def test_an_email_with_a_hostile_name_shows_it_as_text_in_a_browser(chromium_page):
+    """The HTML part as a mail client's browser renders it: the name is text, nothing runs or links."""
+    dialogs = []
+    chromium_page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    mail = email_message(Message("mspbyte-outbox-7", [HOSTILE_ITEM]), "a@msp.example", ["b@msp.example"])
+    chromium_page.set_content(mail.get_body(("html",)).get_content())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chromium_page.screenshot(path=ARTIFACTS / "email_hostile_name.png")
+    shown = chromium_page.inner_text("body")
+    assert "<script>alert(1)</script> **boss** [click](http://evil)" in shown and "mspbyte-outbox-7" in shown
+    assert chromium_page.locator("script").count() == 0 and chromium_page.locator("a").count() == 0
+    assert dialogs == []
 
 
 def test_email_goes_over_starttls_with_login_as_text_and_html(tenant, tmp_path, monkeypatch, caplog):

@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance
 
 from mspbyte_dagster.settings import INSTANCE_CONFIG, REPO_ROOT
-from mspbyte_dagster_tests.conftest import debian_binary, http_answers
+from mspbyte_dagster_tests.conftest import http_answers
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 from mspbyte_dagster_tests.test_metrics import free_port
 
@@ -67,17 +67,8 @@ def webserver(held_world) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(webserver):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=debian_binary("chromium", "chromium"), args=["--no-sandbox"]
-        )
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
+def page(webserver, chromium_page):
+    return chromium_page
 
 
 def kept(page, artifact: str) -> str:

@@ -17,7 +17,8 @@ from email.message import EmailMessage
 from mspbyte_dagster.lib.model import SEVERITY_RANK
 
 SHOWN_ITEMS = 40  # per message; the rest are counted (Slack allows 50 blocks, Teams cards ~28 KB)
-TEAMS_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!~|>])")
+# Markdown that takes effect mid-line (each TextBlock starts with our own words, newlines are folded).
+TEAMS_MARKDOWN = re.compile(r"([\\`*_\[\]()~])")
 EVENT_WORDS = {
     "created": "new",
     "reopened": "reopened",

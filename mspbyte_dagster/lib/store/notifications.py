@@ -60,7 +60,7 @@ def channels_by_id(conn: Connection, ids: set[int]) -> dict[int, object]:
 
 
 def remove_channel(conn: Connection, name: str) -> None:
-    """The channel, its routes and its undelivered messages (they cascade)."""
+    """The channel, and its routes and messages with it."""
     found = channel(conn, name)
     conn.execute(delete(notification_outbox).where(notification_outbox.c.channel_id == found.id))
     conn.execute(delete(notification_routes).where(notification_routes.c.channel_id == found.id))
