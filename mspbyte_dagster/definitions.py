@@ -5,10 +5,11 @@ import warnings
 from dagster import BetaWarning, Definitions, in_process_executor, with_source_code_references
 
 from mspbyte_dagster.defs.assets import tenant_pipeline
-from mspbyte_dagster.defs.jobs import tenant_pipeline_job
+from mspbyte_dagster.defs.jobs import tenant_pipeline_job, tenant_reports_job
 from mspbyte_dagster.defs.notifications import notification_delivery, notification_outbox_sensor
+from mspbyte_dagster.defs.reports import fleet_posture, fleet_posture_job, fleet_posture_sensor
 from mspbyte_dagster.defs.resources import resources_from_env
-from mspbyte_dagster.defs.schedules import tenant_refresh_schedule
+from mspbyte_dagster.defs.schedules import tenant_refresh_schedule, tenant_report_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_freshness_sensor, tenant_registry_sensor
 from mspbyte_dagster.settings import apply_log_level, current_settings
 
@@ -19,11 +20,17 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 apply_log_level(current_settings().log_level)
 
 defs = Definitions(
-    assets=with_source_code_references([tenant_pipeline]),
-    jobs=[tenant_pipeline_job, notification_delivery],
+    assets=with_source_code_references([tenant_pipeline, fleet_posture]),
+    jobs=[tenant_pipeline_job, tenant_reports_job, fleet_posture_job, notification_delivery],
     # UI materializations and backfills run in the implicit asset job: one process per run there too.
     executor=in_process_executor,
-    sensors=[sync_event_sensor, tenant_registry_sensor, tenant_freshness_sensor, notification_outbox_sensor],
-    schedules=[tenant_refresh_schedule],
+    sensors=[
+        sync_event_sensor,
+        tenant_registry_sensor,
+        tenant_freshness_sensor,
+        notification_outbox_sensor,
+        fleet_posture_sensor,
+    ],
+    schedules=[tenant_refresh_schedule, tenant_report_schedule],
     resources=resources_from_env(),
 )

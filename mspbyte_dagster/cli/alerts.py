@@ -131,13 +131,17 @@ def alerts_history(alert_id: int, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="File to write (default: stdout).")
 @expected_errors
 def alerts_export(tenant: str, out: str | None) -> None:
-    """A tenant's open alerts as CSV."""
-    from mspbyte_dagster.lib.store.alert_store import open_alerts_csv
+    """A tenant's open (active and suppressed) alerts as CSV; no cell is a formula a spreadsheet runs."""
+    import pandas as pd
+
+    from mspbyte_dagster.lib.reports.spreadsheet import csv_bytes
+    from mspbyte_dagster.lib.store.alert_store import LIST_FIELDS, list_alerts
     from mspbyte_dagster.lib.store.tenants import require_tenant
 
     with app_engine(read_only=True).connect() as conn:
         require_tenant(conn, tenant)
-        text = open_alerts_csv(conn, tenant)
+        rows = [row for status in ("active", "suppressed") for row in list_alerts(conn, tenant, status)]
+    text = csv_bytes(pd.DataFrame(rows, columns=list(LIST_FIELDS))).decode()
     if out:
         with open(out, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

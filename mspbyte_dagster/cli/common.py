@@ -113,5 +113,5 @@ def echo_json(value) -> None:
 def main() -> None:
     """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
     logging.basicConfig(level=settings().log_level.upper(), format="%(levelname)s %(message)s")
-    for chatty in ("alembic", "httpx"):  # one line per migration step / HTTP request is noise here
+    for chatty in ("alembic", "httpx", "matplotlib"):  # per migration step, HTTP request, font: noise here
         logging.getLogger(chatty).setLevel(logging.WARNING)

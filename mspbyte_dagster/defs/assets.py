@@ -49,10 +49,15 @@ STAGE_DESCRIPTIONS = {
     ),
     "findings": "The rules of docs/rules.md over the context, with the rules evaluated in this pass.",
     "alerts": "One alert per fingerprint: created, updated, suppressed, reopened and resolved by the lifecycle.",
+    "tenant_report": (
+        "The report an MSP sends its customer: posture, open alerts by severity and type, what changed since "
+        "the previous report, open alerts over the last passes. HTML, CSV and XLSX, kept in the app database "
+        "(`mspbyte report --tenant ID --out DIR` writes them); built by job tenant_reports, daily."
+    ),
     "comparison_report": "Legacy vs new path on the same data (comparison_mode): differences and performance.",
 }
 # Each arrow is a read: the context loader reads the entities and the relationships.
-DEPS = {"tenant_context": ["entities", "relationships"], "comparison_report": ["alerts"]}
+DEPS = {"tenant_context": ["entities", "relationships"], "tenant_report": ["alerts"], "comparison_report": ["alerts"]}
 STAGE_SPECS = [
     AssetSpec(
         stage,

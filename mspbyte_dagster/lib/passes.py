@@ -20,7 +20,9 @@ COMPARISON = "comparison_report"
 # A tenant whose last full successful pass is older than twice REFRESH_INTERVAL_MINUTES is overdue: each
 # full pass passes this check, the freshness sensor fails it for a tenant that falls behind.
 FRESHNESS_CHECK = "tenant_fresh"
-ASSETS = (*STAGES, COMPARISON)
+# The customer report: after alerts, on its own schedule (a pass builds it only when it is selected).
+REPORT = "tenant_report"
+ASSETS = (*STAGES, REPORT, COMPARISON)
 # The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
 STAGE_FLAGS = {
     "tenant_context": "batch_loading",

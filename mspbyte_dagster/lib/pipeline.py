@@ -21,6 +21,7 @@ from mspbyte_dagster.lib.passes import (
     COMPARISON,
     FRESHNESS_CHECK,
     PATH_STAGES,
+    REPORT,
     CheckOutcome,
     NoSnapshotError,
     PassOptions,
@@ -40,12 +41,13 @@ pass_log = logging.getLogger(f"{PIPELINE_LOGGER}.pipeline")
 
 
 def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
-    needed = stages if "m365_snapshot" in stages else ("m365_snapshot", *stages)
+    # every stage that writes from the snapshot waits for the guard's verdict on it; a report run alone reads
+    needed = stages if "m365_snapshot" in stages or set(stages) == {REPORT} else ("m365_snapshot", *stages)
     comparing = (state.options.compare or state.options.flags.is_enabled("comparison_mode", state.tenant)) and all(
         stage in needed for stage in PATH_STAGES
     )
     shadow, done = None, {}
-    for stage in STAGES:
+    for stage in (*STAGES, REPORT):
         if stage not in needed:
             continue
         if stage != "m365_snapshot" and state.guard.get("held"):

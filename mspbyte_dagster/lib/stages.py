@@ -14,9 +14,11 @@ from mspbyte_dagster.lib.guard import guard_counts, hold_reason
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
-from mspbyte_dagster.lib.passes import CheckOutcome, PassState
+from mspbyte_dagster.lib.passes import REPORT, CheckOutcome, PassState
+from mspbyte_dagster.lib.reports.posture import posture
+from mspbyte_dagster.lib.reports.tenant import build_report, render
 from mspbyte_dagster.lib.snapshots import load_snapshot
-from mspbyte_dagster.lib.store import ledger
+from mspbyte_dagster.lib.store import ledger, reports
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.alert_store import open_alerts
 from mspbyte_dagster.lib.store.alert_writes import duplicate_open_fingerprints
@@ -108,7 +110,7 @@ def findings_stage(state: PassState) -> dict:
     state.checks["finding_entities_exist"] = CheckOutcome.listing(
         orphans, "finding(s) name an entity the context lacks", "every finding's entity is in the context", "missing"
     )
-    return {"path": state.paths["findings"]} | state.analysis.summary()
+    return {"path": state.paths["findings"]} | state.analysis.summary() | {"posture": posture(context, state.analysis)}
 
 
 OPEN_ALERTS_SHOWN = 100  # rows of the open-alerts table in the UI; the rest are counted
@@ -146,6 +148,26 @@ def alerts_stage(state: PassState) -> dict:
     )
 
 
+def report_stage(state: PassState) -> dict:
+    """The customer report (HTML, CSV, XLSX), kept in the app database with the tenant's newest ones."""
+    now = state.options.now()
+    with module("TenantReport"):
+        report = build_report(state.conn, state.tenant, reports.tenant_name(state.conn, state.tenant), now)
+        files = render(report)
+        figures = report.figures()
+        report_id = reports.save_report(
+            state.conn,
+            state.tenant,
+            files,
+            figures,
+            state.options.retention.snapshots,
+            created_at=now,
+            run_id=state.options.run_id,
+        )
+    sizes = {f"{kind}_kb": round(len(content) / 1024, 1) for kind, content in files.items()}
+    return {"report_id": report_id} | figures | sizes
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
     "m365_snapshot": snapshot_stage,
     "entities": entities_stage,
@@ -153,6 +175,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
     "relationships": relationships_stage,
     "findings": findings_stage,
     "alerts": alerts_stage,
+    REPORT: report_stage,
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
@@ -111,16 +109,6 @@ def alert_history(conn: Connection, alert_id: int) -> dict:
             for e in events
         ]
     }
-
-
-def open_alerts_csv(conn: Connection, tenant: str) -> str:
-    """A tenant's open (active and suppressed) alerts as CSV, for the customer report."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LIST_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for status in ("active", "suppressed"):
-        writer.writerows(list_alerts(conn, tenant, status))
-    return buffer.getvalue()
 
 
 def open_alerts(conn: Connection, tenant: str) -> list[dict]:

@@ -7,7 +7,7 @@ stays: that is what the metrics exporter and `mspbyte run` read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
@@ -137,3 +137,18 @@ def last_refreshed(conn: Connection, tenants: list[str]) -> dict[str, datetime |
         ).all()
     )
     return {tenant: found.get(tenant) for tenant in tenants}
+
+
+def settled_mark(conn: Connection, now: datetime, quiet: timedelta, running_for: timedelta) -> int | None:
+    """The newest finished pass, once the fleet is quiet: no pass running (one started longer ago than
+    `running_for` is a dead process's, not running) and none finished in the last `quiet`."""
+    c = pipeline_ledger.c
+    running = select(c.id).where(c.status == "running", c.started_at > now - running_for).limit(1)
+    if conn.execute(running).first() is not None:
+        return None
+    newest = conn.execute(
+        select(c.id, c.started_at, c.duration_ms).where(c.status != "running").order_by(c.id.desc()).limit(1)
+    ).first()
+    if newest is None or newest.started_at + timedelta(milliseconds=newest.duration_ms or 0) > now - quiet:
+        return None
+    return newest.id

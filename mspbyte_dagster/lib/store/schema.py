@@ -398,3 +398,29 @@ notification_outbox = Table(
     Index(None, "status", "due_at"),
     Index(None, "tenant", "status", "finished_at"),
 )
+
+# What an MSP sends its customer (lib/reports/): the newest SNAPSHOT_RETENTION per tenant are kept.
+tenant_reports = Table(
+    "tenant_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("run_id", String(64)),
+    Column("figures", JSON, nullable=False),  # posture and counts: what the next report compares with
+    Column("html", LargeBinary, nullable=False),  # zlib, as every stored file
+    Column("csv", LargeBinary, nullable=False),
+    Column("xlsx", LargeBinary, nullable=False),
+    Index(None, "tenant", "created_at"),
+)
+
+# The fleet view (asset fleet_posture): one row per tenant, as Parquet and CSV; the newest few kept.
+fleet_posture_exports = Table(
+    "fleet_posture_exports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("tenants", Integer, nullable=False),
+    Column("parquet", LargeBinary, nullable=False),
+    Column("csv", LargeBinary, nullable=False),
+)
