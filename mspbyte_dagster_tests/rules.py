@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 from sqlalchemy import select, text, update
 
-from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, content_problems
+from mspbyte_dagster.lib.adapters.microsoft365.files import content_problems
+from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DIRECTORY_FILES, EntityRow, TenantContext, build_context, tenant_header
 from mspbyte_dagster.lib.entities import snapshot_records

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
+from mspbyte_dagster.lib.adapters.microsoft365.files import DATA_FILES
 from mspbyte_dagster.lib.model import SEVERITY_RANK
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import entities, findings, pipeline_ledger

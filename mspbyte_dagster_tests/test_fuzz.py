@@ -13,7 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES, SnapshotError, parse_snapshot
+from mspbyte_dagster.lib.adapters.registry import DEFAULT
+from mspbyte_dagster.lib.adapters.snapshot_files import SnapshotError, parse_snapshot
+
+SNAPSHOT_FILES = DEFAULT.snapshot_files
 from mspbyte_dagster.lib.events import (
     MALFORMED_JSON,
     UNKNOWN_DATA_SOURCE,

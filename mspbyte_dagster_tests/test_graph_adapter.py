@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphAuthError
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, Limits, RetryPolicy
+from mspbyte_dagster.lib.adapters.microsoft365.files import DATA_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
-from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES, read_snapshot
+from mspbyte_dagster.lib.adapters.snapshot_files import read_snapshot
 from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.snapshots import load_snapshot

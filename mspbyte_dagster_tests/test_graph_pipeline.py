@@ -24,8 +24,8 @@ from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENA
 from mspbyte_dagster.defs.resources import GraphResource, resources_from_env
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
+from mspbyte_dagster.lib.adapters.microsoft365.files import DATA_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.reader import read_tenant
-from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mspbyte_dagster.lib.adapters.snapshot_files import SNAPSHOT_FILES
+from mspbyte_dagster.lib.adapters.registry import DEFAULT
 from mspbyte_dagster.lib.context import is_privileged
 from mspbyte_dagster.lib.model import TENANT_KEY_RE
 from mspbyte_dev.synthetic import (
@@ -163,7 +163,7 @@ def test_same_arguments_write_identical_bytes(tmp_path):
     first = _folder_bytes(write_snapshots(tmp_path / "a", tenants=4, users=60, seed=SEED))
     second = _folder_bytes(write_snapshots(tmp_path / "b", tenants=4, users=60, seed=SEED))
     assert first == second
-    assert len(first) == 4 * len(SNAPSHOT_FILES)
+    assert len(first) == 4 * len(DEFAULT.snapshot_files)
 
 
 def test_output_does_not_depend_on_the_interpreter_hash_seed(tmp_path):
@@ -183,10 +183,12 @@ def test_another_seed_changes_every_generated_file(tmp_path):
     [one] = write_snapshots(tmp_path / "one", tenants=1, users=20, seed=1)
     [two] = write_snapshots(tmp_path / "two", tenants=1, users=20, seed=2)
     differing = {
-        stem for stem in SNAPSHOT_FILES if (one / f"{stem}.json").read_bytes() != (two / f"{stem}.json").read_bytes()
+        stem
+        for stem in DEFAULT.snapshot_files
+        if (one / f"{stem}.json").read_bytes() != (two / f"{stem}.json").read_bytes()
     }
     # Security Defaults is a constant singleton; everything else carries drawn ids.
-    assert differing == set(SNAPSHOT_FILES) - {"security_defaults"}
+    assert differing == set(DEFAULT.snapshot_files) - {"security_defaults"}
 
 
 def test_tenant_folders_are_named_by_a_valid_tenant_key(tmp_path):
@@ -205,9 +207,9 @@ def test_tenant_folders_are_named_by_a_valid_tenant_key(tmp_path):
 
 def test_every_snapshot_file_is_written_as_json(tmp_path):
     [folder] = write_snapshots(tmp_path, tenants=1, users=10, seed=SEED)
-    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{stem}.json" for stem in SNAPSHOT_FILES)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{stem}.json" for stem in DEFAULT.snapshot_files)
     snapshot = generate_snapshot(0, 10, SEED)
-    for stem in SNAPSHOT_FILES:
+    for stem in DEFAULT.snapshot_files:
         assert json.loads((folder / f"{stem}.json").read_bytes()) == snapshot[stem]
 
 

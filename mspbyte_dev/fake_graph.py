@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mspbyte_dagster.lib.adapters.snapshot_files import DATA_FILES
+from mspbyte_dagster.lib.adapters.microsoft365.files import DATA_FILES
 from mspbyte_dagster.lib.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
+from mspbyte_dagster.lib.adapters.microsoft365.files import DIRECTORY_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
 from mspbyte_dagster.lib.store.schema import data_sources, entities, entity_relationships, snapshots, tenants
 
 USER_ODATA = "#microsoft.graph.user"
 GROUP_ODATA = "#microsoft.graph.group"
-DIRECTORY_FILES = ("users", "groups", "group_members", "role_definitions", "role_assignments", "role_eligibilities")
 
 
 @dataclass(frozen=True)

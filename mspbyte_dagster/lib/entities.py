@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,26 +18,6 @@ from sqlalchemy import Connection, bindparam, select, update
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import entities
-
-# entity type -> the snapshot file its objects come from, and the field that names it
-SOURCES = {
-    "user": ("users", "id", "displayName"),
-    "group": ("groups", "id", "displayName"),
-    "role": ("role_definitions", "id", "displayName"),
-    "policy": ("conditional_access_policies", "id", "displayName"),
-    "sku": ("subscribed_skus", "skuId", "skuPartNumber"),
-}
-# Fields that move without the object changing: excluded from the change hash, refreshed all the same.
-VOLATILE = {"user": ("signInActivity",), "policy": ("modifiedDateTime", "createdDateTime")}
-# (entity type, sub-resource file, field it fills on the entity)
-SUB_RESOURCES = (
-    ("group", "group_members", "members"),
-    ("role", "role_assignments", "assignments"),
-    ("role", "role_eligibilities", "eligibilities"),
-    ("user", "user_registration_details", "registration"),
-    ("tenant", "security_defaults", "securityDefaults"),
-)
-LISTS = ("group_members", "role_assignments", "role_eligibilities")  # an owner absent from the file has none
 
 
 @dataclass(frozen=True)
@@ -54,37 +33,26 @@ def content_hash(data: dict, leave_out: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _sub_resources(snapshot: Snapshot, stem: str) -> dict[str, object]:
-    """A sub-resource file as {owner id: value}."""
-    content = snapshot.files[stem]
-    if stem == "group_members":
-        return content
-    if stem in ("role_assignments", "role_eligibilities"):
-        by_role = defaultdict(list)
-        for assignment in content:
-            by_role[assignment["roleDefinitionId"]].append(assignment)
-        return by_role
-    if stem == "security_defaults":
-        return {snapshot.key: content}
-    return {record["id"]: record for record in content}
-
-
 def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
-    """The entities a snapshot holds, per type whose file is present."""
+    """The entities a snapshot holds, per type whose file is present (the integration declares which)."""
+    integration = snapshot.integration
     records: dict[str, list[Record]] = {}
-    for entity_type, (stem, key, name) in SOURCES.items():
-        if stem in snapshot.files:
-            records[entity_type] = [Record(entity_type, obj[key], obj.get(name), obj) for obj in snapshot.files[stem]]
+    for entity_type, source in integration.entity_sources.items():
+        if source.file in snapshot.files:
+            records[entity_type] = [
+                Record(entity_type, obj[source.key], obj.get(source.display), obj)
+                for obj in snapshot.files[source.file]
+            ]
     tenant = {k: v for k, v in snapshot.tenant.items() if k not in ("capturedAt", "sources")}
     records["tenant"] = [Record("tenant", snapshot.key, snapshot.tenant.get("name"), tenant)]
-    for entity_type, stem, field in SUB_RESOURCES:
-        if snapshot.is_complete(stem) and entity_type in records:
-            owned = _sub_resources(snapshot, stem)
-            empty = [] if stem in LISTS else None
-            unread = snapshot.unread(stem)
-            for record in records[entity_type]:
+    for sub in integration.sub_resources:
+        if snapshot.is_complete(sub.file) and sub.owner_type in records:
+            owned = integration.owners(snapshot, sub.file)
+            empty = [] if sub.listed else None
+            unread = snapshot.unread(sub.file)
+            for record in records[sub.owner_type]:
                 if record.external_id not in unread:
-                    record.data[field] = owned.get(record.external_id, empty)
+                    record.data[sub.field] = owned.get(record.external_id, empty)
     return records
 
 
@@ -105,9 +73,10 @@ def _carry_over(
     conn: Connection, tenant: str, data_source_id: int, snapshot: Snapshot, records: dict[str, list[Record]]
 ) -> None:
     """Keep the stored value of sub-resources whose file was not read whole, or whose owner Graph left unread."""
-    for entity_type, stem, field in SUB_RESOURCES:
-        complete = snapshot.is_complete(stem)
-        if entity_type not in records or (complete and not snapshot.unread(stem)):
+    for sub in snapshot.integration.sub_resources:
+        entity_type, field = sub.owner_type, sub.field
+        complete = snapshot.is_complete(sub.file)
+        if entity_type not in records or (complete and not snapshot.unread(sub.file)):
             continue
         stored = dict(
             conn.execute(
@@ -148,7 +117,8 @@ def process_entities(
     counts = EntityCounts()
     inserts, updates, seen = [], [], set()
     for entity_type, type_records in records.items():
-        volatile = VOLATILE.get(entity_type, ())
+        source = snapshot.integration.entity_sources.get(entity_type)
+        volatile = source.volatile if source else ()
         for record in type_records:
             key = (entity_type, record.external_id)
             seen.add(key)
@@ -218,7 +188,8 @@ def _write(conn: Connection, tenant: str, inserts: list[dict], updates: list[dic
 
 def _sweep(conn: Connection, tenant: str, snapshot: Snapshot, existing: dict, seen: set, at: datetime) -> int:
     """Soft-delete live entities missing from a file that was read whole; other types delete nothing."""
-    complete = {t for t, (stem, _k, _n) in SOURCES.items() if snapshot.is_complete(stem)}
+    sources = snapshot.integration.entity_sources
+    complete = {entity_type for entity_type, source in sources.items() if snapshot.is_complete(source.file)}
     gone = [
         {"entity_id": row.id}
         for key, row in existing.items()

@@ -10,7 +10,6 @@ from mspbyte_dagster.lib.alerts import AlertManager
 from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
-from mspbyte_dagster.lib.guard import guard_counts, hold_reason
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
@@ -30,9 +29,10 @@ def snapshot_stage(state: PassState) -> dict:
     """Read the tenant's current snapshot and check it against the empty-sync guard."""
     current = tenant_store.current_snapshot(state.conn, state.tenant)
     state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
-    counts = guard_counts(state.snapshot)
+    integration = state.snapshot.integration
+    counts = integration.guard_counts(state.snapshot)
     baseline = ledger.guard_baseline(state.conn, state.tenant)
-    state.guard = {"counts": counts, "baseline": baseline, "held": hold_reason(baseline, counts)}
+    state.guard = {"counts": counts, "baseline": baseline, "held": integration.hold_reason(baseline, counts)}
     state.checks["empty_sync_guard"] = CheckOutcome(
         passed=not state.guard["held"],
         description=state.guard["held"] or "no sudden drop against the last successful pass",

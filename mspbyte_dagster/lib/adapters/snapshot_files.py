@@ -1,8 +1,8 @@
-"""Tenant snapshot folders (docs/snapshot-format.md): validation and reading.
+"""Tenant snapshot folders of any integration (docs/snapshot-format*.md): reading and validation.
 
-The same record checks (the pydantic models of snapshot_records.py) serve import (a bad record
-rejects the folder) and the Graph adapter (a bad record is quarantined and its file marked
-incomplete); a problem names its file, record and field.
+tenant.json says which integration a snapshot is of (none: Microsoft 365); the integration's own
+checks serve import (a bad record rejects the folder) and its reader (a bad record is quarantined and
+its file marked incomplete); a problem names its file, record and field.
 """
 
 from __future__ import annotations
@@ -13,103 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from mspbyte_dagster.lib.adapters.snapshot_records import errors
-from mspbyte_dagster.lib.errors import InputError
+from mspbyte_dagster.lib.adapters.base import Integration, Problem, SnapshotError
+from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS, integration_named
 
-ARRAY_FILES = (
-    "users",
-    "groups",
-    "role_definitions",
-    "role_assignments",
-    "role_eligibilities",
-    "conditional_access_policies",
-    "subscribed_skus",
-    "user_registration_details",
-)
-OBJECT_FILES = ("group_members", "security_defaults")
-DATA_FILES = ARRAY_FILES + OBJECT_FILES
-SNAPSHOT_FILES = ("tenant", *DATA_FILES)
 MAX_FILE_BYTES = 256 * 2**20  # one snapshot file, far beyond the largest tenant's (docs/benchmarks.md)
-OBJECT_SHAPES = {
-    "tenant": "a JSON object",
-    "group_members": "an object: group id -> array of members",
-    "security_defaults": "an object: {isEnabled: bool}",
-}
-RECORD_KEY = {stem: ("skuId" if stem == "subscribed_skus" else "id") for stem in ARRAY_FILES}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a snapshot: which file, which record, which field."""
-
-    file: str
-    message: str
-    record: int | None = None
-    record_id: str | None = None
-    field: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}.json"
-        if self.record is not None:
-            where += f" record {self.record}"
-            if self.record_id:
-                where += f" (id {self.record_id!r})"
-        if self.field:
-            where += f" field {self.field!r}"
-        return f"{where}: {self.message}"
-
-
-class SnapshotError(InputError):
-    """A snapshot breaks the contract; nothing of it was imported."""
-
-    def __init__(self, origin: Path | str, problems: list[Problem]):
-        self.origin = origin
-        self.problems = problems
-        shown = "\n".join(f"  - {p}" for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"invalid tenant snapshot {origin}:\n{shown}{more}")
-
-
-def _path(parts: tuple) -> str | None:
-    """pydantic's location as a field path: conditions.users.includeUsers, assignedLicenses[0].skuId."""
-    shown = ""
-    for part in parts:
-        shown += f"[{part}]" if isinstance(part, int) else (f".{part}" if shown else str(part))
-    return shown or None
-
-
-def array_problems(stem: str, records: object) -> list[Problem]:
-    """Problems of one array file: shape, fields and duplicate keys."""
-    if not isinstance(records, list):
-        return [Problem(stem, "must hold a JSON array")]
-    key = RECORD_KEY[stem]
-    problems = []
-    for where, message in errors(stem, records):
-        index = where[0]
-        record = records[index]
-        record_id = record.get(key) if isinstance(record, dict) and isinstance(record.get(key), str) else None
-        problems.append(Problem(stem, message, index, record_id, _path(where[1:])))
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        record_id = record.get(key) if isinstance(record, dict) else None
-        if isinstance(record_id, str):
-            if record_id in seen:
-                problems.append(Problem(stem, f"duplicate {key}", index, record_id, key))
-            seen.add(record_id)
-    return sorted(problems, key=lambda p: p.record)
-
-
-def content_problems(stem: str, content: object) -> list[Problem]:
-    if stem in ARRAY_FILES:
-        return array_problems(stem, content)
-    if not isinstance(content, dict):
-        return [Problem(stem, f"must hold {OBJECT_SHAPES[stem]}")]
-    if stem == "group_members":  # the group is the record: its id names it
-        return [
-            Problem(stem, message, record_id=str(where[0]), field=_path(where))
-            for where, message in errors(stem, content)
-        ]
-    return [Problem(stem, message, field=_path(where)) for where, message in errors(stem, content)]
 
 
 @dataclass
@@ -125,6 +32,10 @@ class Snapshot:
     @property
     def key(self) -> str:
         return self.tenant["id"]
+
+    @property
+    def integration(self) -> Integration:
+        return integration_named(self.tenant.get("integration"))
 
     @property
     def captured_at(self) -> datetime:
@@ -143,18 +54,10 @@ class Snapshot:
         return frozenset(self.sources.get(stem, {}).get("unread") or ())
 
     def counts(self) -> dict[str, int]:
-        counts = {}
-        for stem, content in self.files.items():
-            if stem == "group_members":
-                counts[stem] = sum(len(members) for members in content.values())
-            elif stem == "security_defaults":
-                counts[stem] = 1
-            else:
-                counts[stem] = len(content)
-        return counts
+        return {stem: self.integration.count(stem, content) for stem, content in self.files.items()}
 
     def missing(self) -> list[str]:
-        return [stem for stem in DATA_FILES if stem not in self.files]
+        return [stem for stem in self.integration.data_files if stem not in self.files]
 
     def incomplete(self) -> dict[str, str]:
         return {
@@ -162,10 +65,6 @@ class Snapshot:
             for stem, source in self.sources.items()
             if not source.get("complete", True) or source.get("unread")
         }
-
-    def enabled_policies(self) -> int:
-        policies = self.files.get("conditional_access_policies", [])
-        return sum(1 for policy in policies if policy["state"] == "enabled")
 
 
 def _no_constant(name: str) -> None:
@@ -192,12 +91,28 @@ def _unstorable(content: object) -> str | None:
     return None
 
 
+def _integration_of(raw_tenant: bytes | None) -> Integration | Problem:
+    """The integration tenant.json names, or why it names none (a tenant.json that is no JSON object is
+    reported by its own checks: Microsoft 365's, the default)."""
+    try:
+        document = json.loads(raw_tenant) if raw_tenant is not None else {}
+    except ValueError:
+        document = {}
+    name = document.get("integration") if isinstance(document, dict) else None
+    found = integration_named(name) if name is None or isinstance(name, str) else None
+    known = ", ".join(INTEGRATIONS)
+    return found or Problem("tenant", f"{name!r} is no integration: use one of {known}", field="integration")
+
+
 def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
     """Parse and validate a snapshot's files (file stem -> bytes); raises SnapshotError naming every problem."""
     contents, problems = {}, []
     if "tenant" not in raw:
         problems.append(Problem("tenant", "is missing: every snapshot needs tenant.json"))
-    for stem in SNAPSHOT_FILES:
+    integration = _integration_of(raw.get("tenant"))
+    if isinstance(integration, Problem):
+        raise SnapshotError(origin, [integration])
+    for stem in integration.snapshot_files:
         if stem not in raw:
             continue
         try:
@@ -209,31 +124,35 @@ def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
         if unstorable:
             problems.append(Problem(stem, unstorable))
             continue
-        problems.extend(content_problems(stem, contents[stem]))
+        problems.extend(integration.content_problems(stem, contents[stem]))
     if problems:
         raise SnapshotError(origin, problems)
     tenant = contents.pop("tenant")
-    return Snapshot(
-        origin=origin, tenant=tenant, files=contents, raw={stem: raw[stem] for stem in SNAPSHOT_FILES if stem in raw}
-    )
+    kept = {stem: raw[stem] for stem in integration.snapshot_files if stem in raw}
+    return Snapshot(origin=origin, tenant=tenant, files=contents, raw=kept)
 
 
 def read_snapshot(folder: Path) -> Snapshot:
     """Read and validate a snapshot folder: each file's bytes are read once, and those bytes are what
-    is validated and what an import stores."""
+    is validated and what an import stores. tenant.json first: it says whose files to read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SnapshotError(folder, [Problem("tenant", f"{folder} is not a folder")])
     raw, problems = {}, []
-    for stem in SNAPSHOT_FILES:
-        path = folder / f"{stem}.json"
+
+    def read(stem: str) -> None:
         try:
-            content = _read_regular(path)
+            content = _read_regular(folder / f"{stem}.json")
         except ValueError as problem:
             problems.append(Problem(stem, str(problem)))
-            continue
+            return
         if content is not None:
             raw[stem] = content
+
+    read("tenant")
+    integration = _integration_of(raw.get("tenant"))
+    for stem in integration.data_files if isinstance(integration, Integration) else ():
+        read(stem)
     if problems:
         raise SnapshotError(folder, problems)
     return parse_snapshot(raw, str(folder))
@@ -262,11 +181,10 @@ def _read_regular(path: Path) -> bytes | None:
 
 
 def encode_snapshot(origin: str, tenant: dict, files: dict[str, object]) -> Snapshot:
-    """A snapshot read elsewhere (Microsoft Graph), with its files written as the JSON an import would take."""
+    """A snapshot read elsewhere (an integration's API), with its files written as the JSON an import would take."""
     contents = {"tenant": tenant, **files}
     raw = {
-        stem: (json.dumps(contents[stem], ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        for stem in SNAPSHOT_FILES
-        if stem in contents
+        stem: (json.dumps(content, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        for stem, content in contents.items()
     }
     return Snapshot(origin=origin, tenant=tenant, files=dict(files), raw=raw)

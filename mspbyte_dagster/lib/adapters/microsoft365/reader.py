@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from mspbyte_dagster.lib.adapters.microsoft365.client import BATCH_LIMIT, GraphClient, GraphError, MalformedPage
-from mspbyte_dagster.lib.adapters.snapshot_files import array_problems, content_problems
+from mspbyte_dagster.lib.adapters.microsoft365.files import array_problems, content_problems
 
 SIGN_IN = "signInActivity"
 USER_FIELDS = (
