@@ -117,6 +117,39 @@ def tenants_add(key: str, name: str, azure_tenant_id: str, as_json: bool) -> Non
         )
 
 
+@tenants.command("add-source")
+@click.argument("tenant")
+@click.argument("integration")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="The integration's binding, e.g. sophosTenantId=ID."
+)
+@expected_errors
+def tenants_add_source(tenant: str, integration: str, params: tuple[str, ...]) -> None:
+    """Link a registered tenant to its customer in another integration's source system (the generic form every
+    integration but Microsoft 365 uses; its binding is then fixed)."""
+    from mspbyte_dagster.lib.adapters.registry import DEFAULT, INTEGRATIONS
+    from mspbyte_dagster.lib.store import tenants as tenant_store
+
+    found = INTEGRATIONS.get(integration)
+    if found is None or found is DEFAULT:
+        others = ", ".join(name for name, known in INTEGRATIONS.items() if known is not DEFAULT) or "none yet"
+        fail(
+            f"{integration!r} is no integration a source can be added for (Microsoft 365: `tenants add`); known: {others}"
+        )
+    given = dict(param.partition("=")[::2] for param in params)
+    if set(given) != {found.binding} or not all(given.values()):
+        fail(f"{integration} takes exactly --param {found.binding}=VALUE")
+    with app_engine().begin() as conn:
+        tenant_store.require_tenant(conn, tenant)
+        known = (tenant_store.source_params(conn, tenant, found.name) or {}).get(found.binding)
+        if known not in (None, given[found.binding]):
+            fail(f"tenant {tenant}'s {integration} data source is {found.binding} {known}: refused")
+        tenant_store.ensure_source(conn, tenant, found.name, found.source_id, "api", given)
+    click.echo(
+        f"tenant {tenant}: {integration} data source {found.source_id} with {found.binding}={given[found.binding]}"
+    )
+
+
 @tenants.command("accept-drop")
 @click.argument("tenant")
 @click.option("--reason", required=True, help="Why the drop is real (kept in the ledger).")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
+from mspbyte_dagster.lib.adapters.registry import DEFAULT
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.store import tenants as tenant_store
@@ -41,11 +42,12 @@ def read_all(folders: list[Path]) -> list[Snapshot]:
             errors.append(error)
     if errors:
         raise ImportRejected(errors)
-    keys = [s.key for s in snapshots]
-    doubles = sorted({k for k in keys if keys.count(k) > 1})
+    keys = [(s.key, s.integration.name) for s in snapshots]
+    doubles = sorted({f"{key} ({name})" for key, name in keys if keys.count((key, name)) > 1})
     if doubles:
         raise InputError(f"tenant(s) {', '.join(doubles)} appear in more than one folder of this import")
-    return snapshots
+    # a tenant's Microsoft 365 folder first: it registers the tenant the others join
+    return sorted(snapshots, key=lambda s: s.integration is not DEFAULT)
 
 
 class ImportRejected(InputError):
@@ -55,13 +57,41 @@ class ImportRejected(InputError):
 
 
 def import_snapshot(conn: Connection, snapshot: Snapshot) -> ImportedSnapshot:
-    """Store the snapshot's validated bytes and make it the tenant's current snapshot (the caller's transaction)."""
-    azure_id = snapshot.tenant["azureTenantId"]
-    tenant_store.check_azure_binding(conn, snapshot.key, azure_id, snapshot.origin)
-    tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
-    source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
+    """Store the snapshot's validated bytes and make it the current snapshot of the tenant's data source
+    of its integration (the caller's transaction). A Microsoft 365 snapshot registers its tenant; another
+    integration's joins a registered one."""
+    integration = snapshot.integration
+    if integration is DEFAULT:
+        azure_id = snapshot.tenant["azureTenantId"]
+        tenant_store.check_azure_binding(conn, snapshot.key, azure_id, snapshot.origin)
+        tenant_store.upsert_tenant(conn, snapshot.key, snapshot.tenant["name"], azure_id)
+        source_id = tenant_store.ensure_m365_source(conn, snapshot.key, "files", azure_id)
+    else:
+        source_id = _joined_source(conn, snapshot)
     snapshot_id, seq = tenant_store.record_snapshot(conn, snapshot, source_id)
     return ImportedSnapshot(snapshot.key, snapshot.tenant["name"], seq, snapshot_id, snapshot.origin, snapshot.counts())
+
+
+def _joined_source(conn: Connection, snapshot: Snapshot) -> int:
+    """The data source of a registered tenant that a non-Microsoft 365 snapshot belongs to; its binding
+    (the customer's id in the source system) is fixed once known."""
+    integration, origin = snapshot.integration, snapshot.origin
+    try:
+        tenant_store.require_tenant(conn, snapshot.key)
+    except tenant_store.UnknownTenantError:
+        raise InputError(
+            f"{origin}: tenant {snapshot.key!r} is not registered: a {integration.name} snapshot joins a tenant "
+            "registered by a Microsoft 365 import (`mspbyte tenants import`) or `mspbyte tenants add`"
+        ) from None
+    params = {integration.binding: snapshot.tenant[integration.binding]} if integration.binding else {}
+    known = tenant_store.source_params(conn, snapshot.key, integration.name) or {}
+    for name, value in params.items():
+        if known.get(name) not in (None, value):
+            raise InputError(
+                f"{origin}: tenant {snapshot.key!r}'s {integration.name} data source is {name} {known[name]}, "
+                f"not {value}: refused, nothing was changed"
+            )
+    return tenant_store.ensure_source(conn, snapshot.key, integration.name, integration.source_id, "files", params)
 
 
 def import_folders(engine: Engine, folders: list[Path]) -> list[ImportedSnapshot]:

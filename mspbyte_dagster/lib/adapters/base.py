@@ -85,6 +85,9 @@ class Integration:
     sub_resources: tuple[SubResource, ...] = ()
     # {owner id: value} of a sub-resource file (its layout is the integration's)
     owners: Callable[[Snapshot, str], dict[str, object]] = lambda snapshot, stem: {}
+    # the tenant.json field naming the customer in the source system, kept in the data source's params:
+    # fixed once known, so one customer's data never lands under another tenant
+    binding: str | None = None
     guard_counts: Callable[[Snapshot], dict] = lambda snapshot: {}
     hold_reason: Callable[[dict | None, dict], str | None] = lambda baseline, current: None
 

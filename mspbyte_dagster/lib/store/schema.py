@@ -96,6 +96,7 @@ data_sources = Table(
     Column("integration", String(32), nullable=False),
     Column("mode", String(16), nullable=False),  # files | graph
     Column("azure_tenant_id", String(64)),
+    Column("params", JSON),  # what names the customer in the source system (an integration's binding)
     Column("current_snapshot_id", Id),
     Column("processed_snapshot_id", Id),  # the snapshot the entities were last processed from
     Column("created_at", UTCDateTime, nullable=False),

@@ -62,28 +62,40 @@ def upsert_tenant(conn: Connection, tenant: str, name: str, azure_tenant_id: str
 
 def ensure_m365_source(conn: Connection, tenant: str, mode: str, azure_tenant_id: str | None) -> int:
     """The tenant's one Microsoft 365 data source (`m365`), created on first use."""
+    return ensure_source(conn, tenant, MICROSOFT365, M365_DATA_SOURCE, mode, azure_tenant_id=azure_tenant_id)
+
+
+def ensure_source(
+    conn: Connection,
+    tenant: str,
+    integration: str,
+    source_id: str,
+    mode: str,
+    params: dict | None = None,
+    azure_tenant_id: str | None = None,
+) -> int:
+    """The tenant's one data source of an integration, created on first use, its mode and binding updated."""
     row = conn.execute(
-        select(data_sources.c.id).where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
+        select(data_sources.c.id).where(data_sources.c.tenant == tenant, data_sources.c.integration == integration)
     ).first()
+    values = {"mode": mode, "azure_tenant_id": azure_tenant_id} | ({"params": params} if params else {})
     if row:
         conn.execute(
-            update(data_sources)
-            .where(data_sources.c.tenant == tenant, data_sources.c.id == row.id)
-            .values(mode=mode, azure_tenant_id=azure_tenant_id)
+            update(data_sources).where(data_sources.c.tenant == tenant, data_sources.c.id == row.id).values(values)
         )
         return row.id
     return conn.execute(
         insert(data_sources)
-        .values(
-            tenant=tenant,
-            source_id=M365_DATA_SOURCE,
-            integration=MICROSOFT365,
-            mode=mode,
-            azure_tenant_id=azure_tenant_id,
-            created_at=now(),
-        )
+        .values(tenant=tenant, source_id=source_id, integration=integration, created_at=now(), **values)
         .returning(data_sources.c.id)
     ).scalar_one()
+
+
+def source_params(conn: Connection, tenant: str, integration: str) -> dict | None:
+    """The parameters of the tenant's data source of an integration (None: it has none)."""
+    c = data_sources.c
+    row = conn.execute(select(c.params).where(c.tenant == tenant, c.integration == integration)).first()
+    return None if row is None else (row.params or {})
 
 
 def next_snapshot_seq(conn: Connection, tenant: str) -> int:
@@ -117,7 +129,7 @@ def record_snapshot(conn: Connection, snapshot: StorableSnapshot, data_source_id
     return snapshot_id, seq
 
 
-def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
+def current_snapshot(conn: Connection, tenant: str, integration: str = MICROSOFT365) -> CurrentSnapshot | None:
     row = conn.execute(
         select(
             data_sources.c.id,
@@ -126,7 +138,7 @@ def current_snapshot(conn: Connection, tenant: str) -> CurrentSnapshot | None:
             snapshots.c.captured_at,
         )
         .join(snapshots, (snapshots.c.id == data_sources.c.current_snapshot_id) & (snapshots.c.tenant == tenant))
-        .where(data_sources.c.tenant == tenant, data_sources.c.integration == MICROSOFT365)
+        .where(data_sources.c.tenant == tenant, data_sources.c.integration == integration)
     ).first()
     if row is None:
         return None
