@@ -183,8 +183,7 @@ HOSTILE_ITEM = {
     "alert_id": 1,
     "alert_type": "mfa_not_registered",
     "entity_type": "user",
-    "entity_id": "u1",
-    "entity_name": HOSTILE,
+    "entity_id": HOSTILE,
     "message": f"{HOSTILE} has not registered MFA",
 }
 

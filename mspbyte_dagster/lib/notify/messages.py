@@ -76,7 +76,7 @@ def line(item: dict) -> str:
     event = EVENT_WORDS[item["event"]]
     if item["event"] in ("pass_failed", "pass_held"):
         return _one_line(f"{item['severity'].upper()} {event}: tenant {item['tenant']}: {item.get('reason') or ''}")
-    entity = item.get("entity_name") or item["entity_id"]
+    entity = item["entity_id"]
     raised = f" (was {item['previous_severity']})" if item.get("previous_severity") else ""
     return _one_line(
         f"{item['severity'].upper()}{raised} {event}: {item['alert_type']} on {item['entity_type']} {entity}: "

@@ -51,21 +51,21 @@ def checked_severity(name: str) -> str:
     return name
 
 
-def _event_name(row) -> str | None:
+def _event_name(row, before: dict[int, str]) -> str | None:
     """An alert event as a route knows it; an update that did not raise the severity is not news."""
     if row.action in ("created", "reopened", "resolved"):
         return row.action
-    if row.action == "updated" and SEVERITY_RANK[row.severity] > SEVERITY_RANK.get(row.previous_severity, 99):
+    if row.action == "updated" and SEVERITY_RANK[row.severity] > SEVERITY_RANK.get(before.get(row.alert_id), 99):
         return "severity_raised"
     return None
 
 
-def alert_items(tenant: str, rows: list) -> list[dict]:
-    """What a message says of each announced alert event; its key (the alert event id) lets a receiver
-    drop a repeat."""
+def alert_items(tenant: str, rows: list, before: dict[int, str]) -> list[dict]:
+    """What a message says of each announced alert event (`before`: updated alerts' severity before the
+    pass); its key (the alert event id) lets a receiver drop a repeat."""
     items = []
     for row in rows:
-        event = _event_name(row)
+        event = _event_name(row, before)
         if event is None:
             continue
         items.append(
@@ -74,12 +74,11 @@ def alert_items(tenant: str, rows: list) -> list[dict]:
                 "event": event,
                 "tenant": tenant,
                 "severity": row.severity,
-                "previous_severity": row.previous_severity if event == "severity_raised" else None,
+                "previous_severity": before.get(row.alert_id) if event == "severity_raised" else None,
                 "alert_id": row.alert_id,
                 "alert_type": row.alert_type,
                 "entity_type": row.entity_type,
                 "entity_id": row.entity_id,
-                "entity_name": row.display_name,
                 "message": row.message,
             }
         )
@@ -137,7 +136,7 @@ class AlertAnnouncer:
     """Announces the alert events a pass writes: made before the writer (the routes that can name the
     tenant, and its newest alert event then), used after it in the same transaction. The tenant's lease
     keeps other passes out, so the tenant's events above the mark are this pass's. One read when no
-    route can name the tenant; four statements otherwise, whatever the number of alerts."""
+    route can name the tenant; at most five statements otherwise, whatever the number of alerts."""
 
     tenant: str
     routes: list
@@ -152,7 +151,9 @@ class AlertAnnouncer:
         if not self.routes:
             return 0
         written = notifications.events_since(conn, self.tenant, self.mark)
-        rows = outbox_rows(self.tenant, alert_items(self.tenant, written), self.routes, run_id, now)
+        updated = sorted({row.alert_id for row in written if row.action == "updated"})
+        before = notifications.severities_before(conn, self.tenant, updated, self.mark) if updated else {}
+        rows = outbox_rows(self.tenant, alert_items(self.tenant, written, before), self.routes, run_id, now)
         notifications.enqueue(conn, rows)
         return len(rows)
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import (
     alert_events,
     alerts,
-    entities,
     notification_channels,
     notification_outbox,
     notification_routes,
@@ -97,22 +96,8 @@ def newest_event_id(conn: Connection, tenant: str) -> int:
 
 
 def events_since(conn: Connection, tenant: str, mark: int) -> list:
-    """The tenant's alert events above `mark`, with what a message says of their alert and entity, and
-    for each update the severity before it (the alert's previous event)."""
+    """The tenant's alert events above `mark`, with what a message says of their alert."""
     e, a = alert_events.c, alerts.c
-    earlier = alert_events.alias("earlier")
-    previous = (
-        select(earlier.c.severity)
-        .where(earlier.c.tenant == tenant, earlier.c.alert_id == e.alert_id, earlier.c.id < e.id)
-        .order_by(earlier.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    named = and_(
-        entities.c.tenant == tenant,
-        entities.c.entity_type == a.entity_type,
-        entities.c.external_id == a.entity_id,
-    )
     query = (
         select(
             e.id.label("event_id"),
@@ -123,15 +108,26 @@ def events_since(conn: Connection, tenant: str, mark: int) -> list:
             a.entity_type,
             a.entity_id,
             a.message,
-            entities.c.display_name,
-            previous.label("previous_severity"),
         )
         .join(alerts, (a.id == e.alert_id) & (a.tenant == tenant))
-        .outerjoin(entities, named)
         .where(e.tenant == tenant, e.id > mark)
         .order_by(e.id)
     )
     return list(conn.execute(query))
+
+
+def severities_before(conn: Connection, tenant: str, alert_ids: list[int], mark: int) -> dict[int, str]:
+    """Each alert's severity as of its newest event at or below `mark` (before this pass)."""
+    e = alert_events.c
+    query = (
+        select(e.alert_id, e.severity)
+        .where(e.tenant == tenant, e.alert_id.in_(alert_ids), e.id <= mark)
+        .order_by(e.alert_id, e.id.desc())
+    )
+    found: dict[int, str] = {}
+    for alert_id, severity in conn.execute(query):
+        found.setdefault(alert_id, severity)
+    return found
 
 
 def previous_pass_status(conn: Connection, tenant: str, ledger_id: int) -> str | None:
