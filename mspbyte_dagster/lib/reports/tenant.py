@@ -134,13 +134,11 @@ def _shown(value) -> str:
 
 def chart_svg(history: pd.DataFrame) -> str:
     """Open alerts by severity over the last passes, as inline SVG (text as paths: no font fetched)."""
-    import matplotlib
+    from matplotlib import rc_context  # imported here: a pass that builds no report never loads it
+    from matplotlib.figure import Figure  # no pyplot: no global state shared by the run's threads
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    pyplot.rcParams["svg.fonttype"] = "path"
-    figure, axes = pyplot.subplots(figsize=(8, 2.8))
+    figure = Figure(figsize=(8, 2.8))
+    axes = figure.subplots()
     if len(history):
         bottom = None
         positions = list(range(len(history)))
@@ -156,8 +154,8 @@ def chart_svg(history: pd.DataFrame) -> str:
     axes.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    pyplot.close(figure)
+    with rc_context({"svg.fonttype": "path"}):  # text as paths: no font to fetch or to lack
+        figure.savefig(buffer, format="svg")
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # without the XML prolog and doctype: inline in HTML
     return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # matplotlib's RDF block and timestamp
