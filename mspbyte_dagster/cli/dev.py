@@ -1,4 +1,4 @@
-"""`mspbyte dev`: tools for working without a real Microsoft 365 tenant."""
+"""`mspbyte dev`: tools for working without a real Microsoft 365 tenant or Sophos Central."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mspbyte_dagster.cli.common import dev_tool, fail, main
+from mspbyte_dagster.lib.errors import InputError
 
 
 @main.group()
@@ -103,6 +104,60 @@ def fake_graph(
         click.echo(f"  export GRAPH_BASE_URL={graph.base_url}")
         click.echo(f"  export SSL_CERT_FILE={graph.ca_file}")
         click.echo("  export GRAPH_CLIENT_ID=local GRAPH_CLIENT_SECRET=local")
+        click.echo("Ctrl-C stops it.")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+@dev.command("fake-sophos")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="STATUS[@SECONDS][:PATH]",
+    help="Answer 429, 500, 502 or 503 (with SECONDS as Retry-After), or 401 to a valid token, on requests "
+    "under the API path PATH (all: none given). Repeatable.",
+)
+@click.option(
+    "--deny",
+    multiple=True,
+    metavar="CUSTOMER[:PATH]",
+    help="Tenant key or Sophos id that refuses the partner (403), on every request or under PATH alone "
+    "(such as /firewall/v1/firewalls/actions/firmware-upgrade-check). Repeatable.",
+)
+@click.option("--page-size", type=click.IntRange(1, 500), default=100, show_default=True, help="Most records a page.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8444, show_default=True, help="0: any free port.")
+@click.option("--times", type=click.IntRange(0), default=1, show_default=True, help="Requests a fault hits (0: all).")
+@click.option("--skip", type=click.IntRange(0), default=0, help="Matching requests each fault lets through first.")
+def fake_sophos(
+    folder: Path, faults: tuple[str, ...], deny: tuple[str, ...], page_size: int, port: int, times: int, skip: int
+) -> None:
+    """Serve the Sophos snapshot folders in FOLDER (one per customer) as Sophos Central, over HTTPS on 127.0.0.1.
+
+    One port plays the identity service, the global host and every customer's regional host; pages hold
+    at most --page-size records, so small values exercise both of Central's paging styles.
+    """
+    module = dev_tool("fake_sophos", "dev fake-sophos")
+    sophos = module.FakeSophos(folder, port=port, page_size=page_size)
+    if not sophos.customers():
+        fail(f'{folder} holds no Sophos folder (a folder whose tenant.json says integration "sophos")')
+    try:
+        for spec in faults:
+            sophos.inject(spec, times=times or None, skip=skip)
+        for refusal in deny:
+            customer, _, path = refusal.partition(":")
+            sophos.deny(customer, path)
+    except (InputError, KeyError) as wrong:
+        fail(str(wrong.args[0]))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with sophos:
+        click.echo(f"Local Sophos Central on {sophos.url}: the identity service, the global and each regional host.")
+        for key, customer_id in sophos.customers().items():
+            click.echo(f"  {key}  Sophos customer {customer_id}")
+        click.echo(f"Partner {module.PARTNER_ID}: any client id and secret get a token.")
+        click.echo(f"  auth URL and global URL: {sophos.url}")
+        click.echo(f"  certificate to trust: {sophos.ca_file}")
         click.echo("Ctrl-C stops it.")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -13,15 +13,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 
+from mspbyte_dagster.lib.adapters import http
+from mspbyte_dagster.lib.adapters.http import Connection, ReadStats
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, TenantTokens
 
 log = logging.getLogger(__name__)
@@ -32,24 +33,14 @@ BATCH_LIMIT = 20  # requests Graph takes in one $batch
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How long one tenant may keep retrying before its pass fails."""
+class RetryPolicy(http.RetryPolicy):
+    """How long one tenant may keep retrying before its pass fails (`max_total_wait` beyond the pacing below)."""
 
-    max_attempts: int = 6  # per request
-    base_delay: float = 1.0  # backoff without Retry-After: base * 2^(attempt - 1), jittered
-    max_delay: float = 60.0
-    max_total_wait: float = 600.0  # every wait of one tenant's read, added up (beyond the pacing below)
-    timeout: float = 60.0  # one request
     # Sign-in listings and the registration report share a limit of 5 requests per 10 s per tenant: they
     # are paced to it, and each paced request adds its share of the window to the budget of waits, so the
     # budget grows with the tenant's user count (a 50,000-user tenant reads ~420 such pages).
     reports_limit: int = 5
     reports_window: float = 10.0
-
-    def backoff(self, attempt: int) -> float:
-        """Between half and all of the capped delay, so clients throttled together do not retry together."""
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
 
 
 @dataclass(frozen=True)
@@ -64,29 +55,11 @@ DEFAULT_POLICY, DEFAULT_LIMITS = RetryPolicy(), Limits()
 
 
 @dataclass
-class GraphStats:
+class GraphStats(ReadStats):
     """What reading one tenant cost; the figures of the m365_snapshot metadata."""
 
-    requests: int = 0
-    pages: int = 0
-    retries: int = 0
-    throttled_waits: int = 0
-    waited_seconds: float = 0.0
     paced_requests: int = 0
     paced_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: float) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_json(self) -> dict:
-        figures = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return figures | {
-            "waited_seconds": round(self.waited_seconds, 2),
-            "paced_seconds": round(self.paced_seconds, 2),
-        }
 
 
 class GraphError(RuntimeError):
@@ -104,15 +77,6 @@ class MalformedPage(ValueError):
     def __init__(self, tenant: str, endpoint: str, raw: str, problem: str):
         self.endpoint, self.raw = endpoint, raw
         super().__init__(f"tenant {tenant}: Graph {endpoint} answered a malformed page: {problem}")
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Graph's `Retry-After` in seconds, or None when it gave none (or none readable)."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def _error(body: object) -> dict | None:
@@ -186,7 +150,7 @@ def _holds_responses(response: httpx.Response) -> bool:
     return isinstance(body, dict) and isinstance(body.get("responses"), list)
 
 
-class GraphConnection:
+class GraphConnection(Connection):
     """The MSP app's way into Graph: one pooled HTTP client and one bound on requests in flight, for every tenant.
 
     `verify` is httpx's: True trusts the system store (and `SSL_CERT_FILE`, which
@@ -211,15 +175,6 @@ class GraphConnection:
 
     def tenant(self, tenant: str, azure_tenant_id: str) -> GraphClient:
         return GraphClient(self, tenant, TenantTokens(self.credentials, tenant, azure_tenant_id, self.http))
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> GraphConnection:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
 
 
 class GraphClient:
@@ -270,7 +225,7 @@ class GraphClient:
                         problem = error_message(answer.get("body"))
                         detail = f"still failing after {attempts[key]} attempts in $batch ({problem})"
                         raise GraphError(self.tenant, endpoint, status, detail)
-                    waits.append(self._delay(answer.get("headers") or {}, attempts[key]))
+                    waits.append(self.policy.delay(answer.get("headers") or {}, attempts[key]))
                     continue
                 if not 200 <= status < 300:
                     body = answer.get("body")
@@ -331,7 +286,7 @@ class GraphClient:
                     )
                 problem, answer_headers = error_message(response.text), response.headers
             if attempt < self.policy.max_attempts:
-                self._pause(endpoint, self._delay(answer_headers, attempt), throttled=status is not None)
+                self._pause(endpoint, self.policy.delay(answer_headers, attempt), throttled=status is not None)
         raise GraphError(
             self.tenant, endpoint, status, f"still failing after {self.policy.max_attempts} attempts ({problem})"
         )
@@ -347,11 +302,6 @@ class GraphClient:
             log.debug("tenant %s: Graph %s paced to the reports limit, %.1f s", self.tenant, endpoint, seconds)
             time.sleep(seconds)
         return slot
-
-    def _delay(self, headers: Mapping[str, str], attempt: int) -> float:
-        """Graph's Retry-After when it gave one, else backoff."""
-        seconds = retry_after(headers)
-        return seconds if seconds is not None else self.policy.backoff(attempt)
 
     def _pause(self, endpoint: str, seconds: float, *, throttled: bool, retries: int = 1) -> None:
         """Wait before retrying, within the tenant's budget of waiting."""
