@@ -14,7 +14,7 @@ from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
 
 
 def test_microsoft365_is_registered_and_its_snapshot_asset_starts_the_pipeline():
-    assert list(registry.INTEGRATIONS) == ["microsoft365"] and registry.DEFAULT.source_id == "m365"
+    assert list(registry.INTEGRATIONS) == ["microsoft365", "sophos"] and registry.DEFAULT.source_id == "m365"
     assert registry.DEFAULT.snapshot_asset == STAGES[0]
     assert registry.DEFAULT.snapshot_files[0] == "tenant" and "users" in registry.DEFAULT.data_files
 
@@ -24,7 +24,7 @@ def test_a_snapshot_of_no_registered_integration_is_refused_naming_the_known_one
     files["tenant"]["integration"] = "nonsense"
     with pytest.raises(SnapshotError) as refused:
         read_snapshot(write_folder(tmp_path / "in", files))
-    assert "tenant.json field 'integration': 'nonsense' is no integration: use one of microsoft365" in str(
+    assert "tenant.json field 'integration': 'nonsense' is no integration: use one of microsoft365, sophos" in str(
         refused.value
     )
 

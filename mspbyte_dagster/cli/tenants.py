@@ -121,7 +121,11 @@ def tenants_add(key: str, name: str, azure_tenant_id: str, as_json: bool) -> Non
 @click.argument("tenant")
 @click.argument("integration")
 @click.option(
-    "--param", "params", multiple=True, metavar="NAME=VALUE", help="The integration's binding, e.g. sophosTenantId=ID."
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="The integration's binding: the customer's id in its system.",
 )
 @expected_errors
 def tenants_add_source(tenant: str, integration: str, params: tuple[str, ...]) -> None:

@@ -28,7 +28,8 @@ from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
-from mspbyte_dagster.lib.passes import ASSETS, PassOptions, TenantPass
+from mspbyte_dagster.lib.model import STAGES
+from mspbyte_dagster.lib.passes import ASSETS, SOURCE_STAGES, PassOptions, TenantPass
 from mspbyte_dagster.lib.pipeline import run_tenant_pass
 from mspbyte_dagster.settings import current_settings
 
@@ -38,7 +39,12 @@ STAGE_DESCRIPTIONS = {
         "the tenants registered with `mspbyte tenants import` or `mspbyte tenants add`: a partition added in "
         "the UI is no tenant (its run fails saying so, and tenant_registry_sensor removes it)."
     ),
-    "entities": "Identities, groups, roles, CA policies, SKUs and the tenant itself, upserted and swept.",
+    **{
+        stage: f"The tenant's current {integration.name} snapshot, when it has a data source of it, with its own guard."
+        for stage, integration in SOURCE_STAGES.items()
+    },
+    "entities": "Every data source's entities (Microsoft 365's identities, groups, roles, CA policies, SKUs, the "
+    "tenant itself, and the other integrations'), upserted and swept.",
     "relationships": (
         "Read from the entities: member_of (transitive), assigned_role (direct and through groups), "
         "eligible_role (PIM), applies_to, has_license."
@@ -57,7 +63,13 @@ STAGE_DESCRIPTIONS = {
     "comparison_report": "Legacy vs new path on the same data (comparison_mode): differences and performance.",
 }
 # Each arrow is a read: the context loader reads the entities and the relationships.
-DEPS = {"tenant_context": ["entities", "relationships"], "tenant_report": ["alerts"], "comparison_report": ["alerts"]}
+DEPS = {
+    **dict.fromkeys(SOURCE_STAGES, []),
+    "entities": [STAGES[0], *SOURCE_STAGES],
+    "tenant_context": ["entities", "relationships"],
+    "tenant_report": ["alerts"],
+    "comparison_report": ["alerts"],
+}
 STAGE_SPECS = [
     AssetSpec(
         stage,

@@ -13,7 +13,7 @@ from dagster import (
 
 from mspbyte_dagster.defs.check_targets import latest_materialization
 from mspbyte_dagster.defs.partitions import tenants_partitions
-from mspbyte_dagster.lib.passes import FRESHNESS_CHECK, TenantPass
+from mspbyte_dagster.lib.passes import FRESHNESS_CHECK, SOURCE_STAGES, TenantPass, guard_check
 
 CHECKS = {
     "empty_sync_guard": (
@@ -27,6 +27,10 @@ CHECKS = {
         "Refreshed (a full successful pass) within twice REFRESH_INTERVAL_MINUTES: each full pass passes it, "
         "tenant_freshness_sensor fails it for a tenant that falls behind.",
     ),
+    **{
+        guard_check(integration): (stage, f"The {integration.name} empty-sync guard: a sudden drop holds this source.")
+        for stage, integration in SOURCE_STAGES.items()
+    },
 }
 
 with warnings.catch_warnings():

@@ -39,9 +39,10 @@ def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
     records: dict[str, list[Record]] = {}
     for entity_type, source in integration.entity_sources.items():
         if source.file in snapshot.files:
+            content = snapshot.files[source.file]
+            objects = source.items(content) if source.items else content
             records[entity_type] = [
-                Record(entity_type, obj[source.key], obj.get(source.display), obj)
-                for obj in snapshot.files[source.file]
+                Record(entity_type, obj[source.key], obj.get(source.display), obj) for obj in objects
             ]
     tenant = {k: v for k, v in snapshot.tenant.items() if k not in ("capturedAt", "sources")}
     records["tenant"] = [Record("tenant", snapshot.key, snapshot.tenant.get("name"), tenant)]

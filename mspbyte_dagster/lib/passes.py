@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from mspbyte_dagster.lib.adapters.base import Integration
+from mspbyte_dagster.lib.adapters.registry import DEFAULT, INTEGRATIONS
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.alerts import AlertOutcome
 from mspbyte_dagster.lib.context import TenantContext
@@ -22,7 +24,12 @@ COMPARISON = "comparison_report"
 FRESHNESS_CHECK = "tenant_fresh"
 # The customer report: after alerts, on its own schedule (a pass builds it only when it is selected).
 REPORT = "tenant_report"
-ASSETS = (*STAGES, REPORT, COMPARISON)
+# The snapshot stages of the other integrations a tenant may have a data source of, after Microsoft 365's.
+SOURCE_STAGES = {
+    integration.snapshot_asset: integration for integration in INTEGRATIONS.values() if integration is not DEFAULT
+}
+PASS_STAGES = (STAGES[0], *SOURCE_STAGES, *STAGES[1:])  # every stage of a pass, in data-flow order
+ASSETS = (*PASS_STAGES, REPORT, COMPARISON)
 # The path each stage's flag selects: off runs the legacy query pattern (new_pipeline off: all of them).
 STAGE_FLAGS = {
     "tenant_context": "batch_loading",
@@ -30,6 +37,11 @@ STAGE_FLAGS = {
     "findings": "unified_analyzer",
     "alerts": "alert_manager",
 }
+
+
+def guard_check(integration: Integration) -> str:
+    """The empty-sync guard's check of an integration's snapshot asset (Microsoft 365's keeps its name)."""
+    return "empty_sync_guard" if integration is DEFAULT else f"{integration.source_id}_empty_sync_guard"
 
 
 class NoSnapshotError(LookupError):
@@ -65,6 +77,19 @@ class PassOptions:
 
 
 @dataclass
+class SourceRead:
+    """A data source of another integration, as its snapshot stage read it: its entities are written
+    unless its own guard holds it (the tenant's other sources go on)."""
+
+    integration: Integration
+    data_source_id: int
+    snapshot_id: int
+    snapshot: Snapshot
+    counts: dict
+    held: str | None = None
+
+
+@dataclass
 class PassState:
     """What the stages of one pass share."""
 
@@ -81,6 +106,7 @@ class PassState:
     context: TenantContext | None = None
     analysis: Analysis | None = None
     alert_outcome: AlertOutcome | None = None
+    sources: dict[str, SourceRead] = field(default_factory=dict)  # by snapshot stage
 
 
 @dataclass(frozen=True)

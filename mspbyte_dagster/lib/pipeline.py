@@ -20,8 +20,10 @@ from mspbyte_dagster.lib.notify.routing import announce_pass
 from mspbyte_dagster.lib.passes import (
     COMPARISON,
     FRESHNESS_CHECK,
+    PASS_STAGES,
     PATH_STAGES,
     REPORT,
+    SOURCE_STAGES,
     CheckOutcome,
     NoSnapshotError,
     PassOptions,
@@ -41,16 +43,15 @@ pass_log = logging.getLogger(f"{PIPELINE_LOGGER}.pipeline")
 
 
 def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, stats: QueryStats) -> None:
-    # every stage that writes from the snapshot waits for the guard's verdict on it; a report run alone reads
-    needed = stages if "m365_snapshot" in stages or set(stages) == {REPORT} else ("m365_snapshot", *stages)
+    needed = _needed(stages)
     comparing = (state.options.compare or state.options.flags.is_enabled("comparison_mode", state.tenant)) and all(
         stage in needed for stage in PATH_STAGES
     )
     shadow, done = None, {}
-    for stage in (*STAGES, REPORT):
+    for stage in (*PASS_STAGES, REPORT):
         if stage not in needed:
             continue
-        if stage != "m365_snapshot" and state.guard.get("held"):
+        if stage not in SNAPSHOT_STAGES and state.guard.get("held"):
             raise TenantHeld(state.guard["held"])
         if comparing and stage == PATH_STAGES[0]:
             shadow = shadow_outputs(state, stats)
@@ -62,6 +63,18 @@ def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, s
     if shadow is not None:  # a comparison that ran is reported whether or not the run selected its asset
         result.comparison = comparison_of(state, shadow, done)
         result.stages[COMPARISON] = result.comparison
+
+
+def _needed(stages: tuple[str, ...]) -> tuple[str, ...]:
+    """Every stage that writes from a snapshot waits for the guards' verdicts: the Microsoft 365 snapshot is
+    always read, the other sources' when their entities are written; a report run alone reads neither."""
+    if set(stages) == {REPORT}:
+        return stages
+    sources = tuple(SOURCE_STAGES) if "entities" in stages else ()
+    return tuple(dict.fromkeys((STAGES[0], *sources, *stages)))
+
+
+SNAPSHOT_STAGES = (STAGES[0], *SOURCE_STAGES)
 
 
 def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: int) -> PassState:

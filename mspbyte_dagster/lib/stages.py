@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from mspbyte_dagster.lib.alerts import AlertManager
 from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
@@ -13,7 +14,7 @@ from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
-from mspbyte_dagster.lib.passes import REPORT, CheckOutcome, PassState
+from mspbyte_dagster.lib.passes import REPORT, SOURCE_STAGES, CheckOutcome, PassState, SourceRead, guard_check
 from mspbyte_dagster.lib.reports.posture import posture
 from mspbyte_dagster.lib.reports.tenant import build_report, render
 from mspbyte_dagster.lib.snapshots import load_snapshot
@@ -26,36 +27,74 @@ from mspbyte_dagster.lib.store.query_stats import QueryStats, module
 
 
 def snapshot_stage(state: PassState) -> dict:
-    """Read the tenant's current snapshot and check it against the empty-sync guard."""
+    """Read the tenant's current Microsoft 365 snapshot and check it against the empty-sync guard."""
     current = tenant_store.current_snapshot(state.conn, state.tenant)
     state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
-    integration = state.snapshot.integration
-    counts = integration.guard_counts(state.snapshot)
-    baseline = ledger.guard_baseline(state.conn, state.tenant)
-    state.guard = {"counts": counts, "baseline": baseline, "held": integration.hold_reason(baseline, counts)}
-    state.checks["empty_sync_guard"] = CheckOutcome(
-        passed=not state.guard["held"],
-        description=state.guard["held"] or "no sudden drop against the last successful pass",
-        metadata={"counts": counts, "baseline": baseline},
-    )
-    return {
-        "snapshot": current.seq,
-        "captured_at": state.snapshot.tenant["capturedAt"],
-        "counts": state.snapshot.counts(),
-        "missing_files": state.snapshot.missing(),
-        "incomplete_sources": state.snapshot.incomplete(),
+    counts, baseline, held = _guarded(state, state.snapshot)
+    state.guard = {"counts": counts, "baseline": baseline, "held": held}
+    return _snapshot_figures(state, current.seq, state.snapshot, held) | {
         "flags": state.options.flags.tenant_values(state.tenant),
         "paths": state.paths,
-        # a held snapshot is materialized as held: the UI shows it, and nothing downstream is written
-        "held": bool(state.guard["held"]),
-        "held_reason": state.guard["held"] or "",
+    }
+
+
+def source_snapshot_stage(state: PassState, stage: str) -> dict:
+    """Another integration's snapshot, when the tenant has a data source of it, under its own guard: held,
+    its entities are not written (its rules' alerts stay as they are) and the tenant's other sources go on."""
+    integration = SOURCE_STAGES[stage]
+    current = tenant_store.current_snapshot(state.conn, state.tenant, integration.name)
+    if current is None:
+        return {"data_source": None}  # the tenant has no data source of this integration
+    snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
+    counts, baseline, held = _guarded(state, snapshot)
+    state.sources[stage] = SourceRead(integration, current.data_source_id, current.snapshot_id, snapshot, counts, held)
+    # a held source's previous figures stay the baseline: its drop is never accepted by a later pass
+    kept = {measure: (baseline or {}).get(measure) for measure in counts} if held else counts
+    state.guard["counts"] = (state.guard.get("counts") or {}) | kept
+    return {"data_source": integration.source_id} | _snapshot_figures(state, current.seq, snapshot, held)
+
+
+def _guarded(state: PassState, snapshot) -> tuple[dict, dict | None, str | None]:
+    """A snapshot's guard measures, their baseline (the measures' names differ between integrations, so
+    one ledger row keeps them all) and why it is held; recorded as the source's guard check."""
+    integration = snapshot.integration
+    counts = integration.guard_counts(snapshot)
+    baseline = ledger.guard_baseline(state.conn, state.tenant)
+    held = integration.hold_reason(baseline, counts)
+    state.checks[guard_check(integration)] = CheckOutcome(
+        passed=not held,
+        description=held or "no sudden drop against the last successful pass",
+        metadata={"counts": counts, "baseline": baseline},
+    )
+    return counts, baseline, held
+
+
+def _snapshot_figures(state: PassState, seq: int, snapshot, held: str | None) -> dict:
+    return {
+        "snapshot": seq,
+        "captured_at": snapshot.tenant["capturedAt"],
+        "counts": snapshot.counts(),
+        "missing_files": snapshot.missing(),
+        "incomplete_sources": snapshot.incomplete(),
+        # a held snapshot is materialized as held: the UI shows it, and nothing of it is written
+        "held": bool(held),
+        "held_reason": held or "",
     }
 
 
 def entities_stage(state: PassState) -> dict:
     counts = process_entities(state.conn, state.tenant, state.data_source_id, state.snapshot, state.snapshot_id)
     tenant_store.mark_processed(state.conn, state.tenant, state.data_source_id, state.snapshot_id)
-    return counts.as_json()
+    others = {}
+    for source in state.sources.values():
+        name = source.integration.source_id
+        if source.held:
+            others[name] = {"held": source.held}
+            continue
+        written = process_entities(state.conn, state.tenant, source.data_source_id, source.snapshot, source.snapshot_id)
+        tenant_store.mark_processed(state.conn, state.tenant, source.data_source_id, source.snapshot_id)
+        others[name] = written.as_json()
+    return counts.as_json() | ({"other_sources": others} if others else {})
 
 
 def _loader(state: PassState):
@@ -170,6 +209,7 @@ def report_stage(state: PassState) -> dict:
 
 STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
     "m365_snapshot": snapshot_stage,
+    **{stage: partial(source_snapshot_stage, stage=stage) for stage in SOURCE_STAGES},
     "entities": entities_stage,
     "tenant_context": context_stage,
     "relationships": relationships_stage,

@@ -61,6 +61,7 @@ class EntitySource:
     key: str
     display: str
     volatile: tuple[str, ...] = ()
+    items: Callable[[object], list[dict]] | None = None  # the file's objects of this type (default: its array)
 
 
 @dataclass(frozen=True)

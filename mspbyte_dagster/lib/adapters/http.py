@@ -1,8 +1,8 @@
 """What the API clients of every integration share: how long to keep retrying, and what a read cost.
 
-Microsoft Graph and Sophos Central both throttle (429) and have outages, and both may say how long to
-wait in `Retry-After`; one policy and one set of figures serve both clients, so a tenant's read is
-bounded and measured the same way whichever data source it reads.
+Every source system throttles (429) and has outages, and may say how long to wait in `Retry-After`;
+one policy and one set of figures serve every client, so a tenant's read is bounded and measured the
+same way whichever data source it reads.
 """
 
 from __future__ import annotations
