@@ -282,6 +282,7 @@ def context_of(files: dict, *, stale_days: int = 90, unused_license_threshold: i
             name=snapshot.tenant["name"],
             stale_days=stale_days,
             unused_license_threshold=unused_license_threshold,
+            endpoint_stale_days=14,
             data_source_id=1,
             snapshot_id=1,
             captured_at=snapshot.captured_at,

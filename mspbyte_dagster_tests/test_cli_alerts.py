@@ -98,6 +98,7 @@ def test_thresholds_change_the_next_pass(tenant_with_alerts, app_env):
     assert json.loads(mspbyte("thresholds", "get", "contoso", "--json")[1]) == {
         "stale_days": 90,
         "unused_license_threshold": 1,
+        "endpoint_stale_days": 14,
     }
     code, _, err = mspbyte("thresholds", "set", "contoso", "stale_days", "0")
     assert code == 2 and "out of range" in err

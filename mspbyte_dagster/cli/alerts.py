@@ -151,7 +151,7 @@ def alerts_export(tenant: str, out: str | None) -> None:
 
 @main.group()
 def thresholds() -> None:
-    """Per-tenant rule thresholds (stale_days, unused_license_threshold)."""
+    """Per-tenant rule thresholds (stale_days, unused_license_threshold, endpoint_stale_days)."""
 
 
 @thresholds.command("get")

@@ -50,6 +50,16 @@ class TenantHeader:
     snapshot_id: int
     captured_at: datetime
     complete: frozenset[str]
+    endpoint_stale_days: int = 14
+
+
+@dataclass(frozen=True)
+class SourceInputs:
+    """Another integration's data source of the tenant, as its entities were last written from."""
+
+    integration: str
+    captured_at: datetime
+    complete: frozenset[str]
 
 
 @dataclass
@@ -75,6 +85,12 @@ class TenantContext:
     user_policies: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     admins: set[str] = field(default_factory=set)
     guests: set[str] = field(default_factory=set)
+    # the other integrations' data sources: their entities by type, their edges by kind (parent and child
+    # external ids), and the keys of removed users (an endpoint used by a removed user is a finding)
+    sources: dict[str, SourceInputs] = field(default_factory=dict)
+    others: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
+    links: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    removed_users: set[str] = field(default_factory=set)
 
     @property
     def tenant(self) -> str:
@@ -114,9 +130,17 @@ def is_privileged(role: dict) -> bool:
     return role.get("isPrivileged") is None and "administrator" in (role.get("displayName") or "").lower()
 
 
-def build_context(header: TenantHeader, rows: Iterable[EntityRow], edges: Iterable[Edge]) -> TenantContext:
-    """The context of the tenant's live entities and the edges the linker wrote between them."""
-    context = TenantContext(header)
+def build_context(
+    header: TenantHeader,
+    rows: Iterable[EntityRow],
+    edges: Iterable[Edge],
+    others: Iterable[EntityRow] = (),
+    sources: dict[str, SourceInputs] | None = None,
+    removed: Iterable[tuple[int, str]] = (),
+) -> TenantContext:
+    """The context of the tenant's live entities and the edges the linkers wrote between them; `others`:
+    the other integrations' live entities, `removed`: (row id, key) of removed users."""
+    context = TenantContext(header, sources=sources or {})
     by_type = {
         "user": context.users,
         "group": context.groups,
@@ -133,10 +157,21 @@ def build_context(header: TenantHeader, rows: Iterable[EntityRow], edges: Iterab
             context.tenant_data = row.data
         else:
             by_type[row.entity_type][row.external_id] = row.data
+    for row in others:
+        if row.entity_type != "tenant":  # each source has its own; the tenant's is Microsoft 365's
+            context.entity_ids[(row.entity_type, row.external_id)] = row.id
+            context.states[(row.entity_type, row.external_id)] = row.state
+            context.others[row.entity_type][row.external_id] = row.data
+        external[row.id] = row.external_id
+    for row_id, key in removed:
+        context.removed_users.add(key)
+        external[row_id] = key
     context.guests = {uid for uid, user in context.users.items() if user.get("userType") == "Guest"}
     context.group_users = {gid: set() for gid in context.groups}
     context.policy_users = {pid: set() for pid in context.policies}
     for kind, parent_id, child_id, details in edges:
+        if parent_id not in external or child_id not in external:
+            continue  # an edge of a source whose entities are not read here
         parent, uid = external[parent_id], external[child_id]
         if kind == "member_of":
             context.group_users[parent].add(uid)
@@ -151,12 +186,20 @@ def build_context(header: TenantHeader, rows: Iterable[EntityRow], edges: Iterab
         elif kind == "applies_to":
             context.policy_users[parent].add(uid)
             context.user_policies[uid].add(parent)
-        elif kind == "has_license":
+        elif kind == "has_license" and uid in context.users:
             context.user_skus[uid].add(parent)
+        else:  # the other integrations' edges
+            context.links[kind].append((parent, uid))
     for rid, role in context.roles.items():
         if is_privileged(role):
             context.admins |= context.role_holders.get(rid, set()) | context.eligible_holders.get(rid, set())
     return context
+
+
+def _entities_snapshot(tenant: str):
+    """A data source's snapshot its entities came from (the current one until entities have run once)."""
+    newest = func.coalesce(data_sources.c.processed_snapshot_id, data_sources.c.current_snapshot_id)
+    return (snapshots.c.id == newest) & (snapshots.c.tenant == tenant)
 
 
 def header_query(tenant: str):
@@ -166,6 +209,7 @@ def header_query(tenant: str):
             tenants.c.name,
             tenants.c.stale_days,
             tenants.c.unused_license_threshold,
+            tenants.c.endpoint_stale_days,
             data_sources.c.id.label("data_source_id"),
             snapshots.c.id.label("snapshot_id"),
             snapshots.c.captured_at,
@@ -175,12 +219,7 @@ def header_query(tenant: str):
         .join(
             data_sources, (data_sources.c.tenant == tenants.c.tenant) & (data_sources.c.source_id == M365_DATA_SOURCE)
         )
-        # the snapshot the entities came from (the current one until entities have run once)
-        .join(
-            snapshots,
-            (snapshots.c.id == func.coalesce(data_sources.c.processed_snapshot_id, data_sources.c.current_snapshot_id))
-            & (snapshots.c.tenant == tenant),
-        )
+        .join(snapshots, _entities_snapshot(tenant))
         .where(tenants.c.tenant == tenant)
     )
 
@@ -188,7 +227,7 @@ def header_query(tenant: str):
 def tenant_header(row) -> TenantHeader:
     """Inputs read whole in the current snapshot: present, not marked incomplete."""
     sources = row.sources or {}
-    complete = {stem for stem in row.counts if sources.get(stem, {}).get("complete", True)}
+    complete = read_whole(row)
     if "users" in complete and sources.get("signInActivity", {}).get("complete", True):
         complete.add("signInActivity")
     return TenantHeader(
@@ -200,6 +239,7 @@ def tenant_header(row) -> TenantHeader:
         snapshot_id=row.snapshot_id,
         captured_at=row.captured_at,
         complete=frozenset(complete),
+        endpoint_stale_days=row.endpoint_stale_days,
     )
 
 
@@ -213,23 +253,72 @@ def live_entities_query(tenant: str, data_source_id: int):
     )
 
 
-def edges_query(tenant: str, data_source_id: int):
-    c = entity_relationships.c
-    return select(c.relationship_type, c.parent_id, c.child_id, c.details).where(
-        c.tenant == tenant, c.data_source_id == data_source_id
+def sources_entities_query(tenant: str, data_source_ids: list[int]):
+    c = entities.c
+    return select(c.id, c.entity_type, c.external_id, c.state, c.data).where(
+        c.tenant == tenant, c.data_source_id.in_(data_source_ids), c.deleted_at.is_(None)
     )
 
 
+def removed_users_query(tenant: str, data_source_id: int):
+    """(row id, key) of the users a sync removed: an edge may still name one."""
+    c = entities.c
+    return select(c.id, c.external_id).where(
+        c.tenant == tenant, c.data_source_id == data_source_id, c.entity_type == "user", c.deleted_at.is_not(None)
+    )
+
+
+def edges_query(tenant: str, data_source_id: int | None = None):
+    """The edges of one data source, or (None) of every data source of the tenant."""
+    c = entity_relationships.c
+    query = select(c.relationship_type, c.parent_id, c.child_id, c.details).where(c.tenant == tenant)
+    return query if data_source_id is None else query.where(c.data_source_id == data_source_id)
+
+
+def other_sources_query(tenant: str):
+    """The tenant's data sources of other integrations, with the snapshot their entities came from."""
+    return (
+        select(
+            data_sources.c.id,
+            data_sources.c.integration,
+            snapshots.c.captured_at,
+            snapshots.c.counts,
+            snapshots.c.sources,
+        )
+        .join(snapshots, _entities_snapshot(tenant))
+        .where(data_sources.c.tenant == tenant, data_sources.c.source_id != M365_DATA_SOURCE)
+    )
+
+
+def read_whole(row) -> set[str]:
+    """The files of a snapshot row that were present and not marked incomplete."""
+    sources = row.sources or {}
+    return {stem for stem in row.counts if sources.get(stem, {}).get("complete", True)}
+
+
+def source_inputs(row) -> SourceInputs:
+    return SourceInputs(row.integration, row.captured_at, frozenset(read_whole(row)))
+
+
+def _rows(result) -> list[EntityRow]:
+    return [EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data) for r in result]
+
+
 class DataContextLoader:
-    """Loads a TenantContext in three queries (header, live entities, edges), whatever the tenant's size."""
+    """Loads a TenantContext in a constant number of queries whatever the tenant's size: the header,
+    the other data sources, the live entities, the edges; with other sources, their entities and the
+    keys of removed users too (six at most)."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
 
     def load(self, tenant: str) -> TenantContext:
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
-        rows = [
-            EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data)
-            for r in self.conn.execute(live_entities_query(tenant, header.data_source_id))
-        ]
-        return build_context(header, rows, self.conn.execute(edges_query(tenant, header.data_source_id)))
+        other = list(self.conn.execute(other_sources_query(tenant)))
+        rows = _rows(self.conn.execute(live_entities_query(tenant, header.data_source_id)))
+        others, removed = [], []
+        if other:
+            others = _rows(self.conn.execute(sources_entities_query(tenant, [source.id for source in other])))
+            removed = list(self.conn.execute(removed_users_query(tenant, header.data_source_id)))
+        sources = {source.integration: source_inputs(source) for source in other}
+        return build_context(header, rows, self.conn.execute(edges_query(tenant)), others, sources, removed)

@@ -249,6 +249,65 @@ def read_entities(conn: Connection, tenant: str, data_source_id: int) -> list[En
     return rows
 
 
+def sync_edges(
+    conn: Connection,
+    tenant: str,
+    source: int,
+    wanted: dict[EdgeKey, dict | None],
+    now: datetime,
+    kinds: tuple[str, ...] = RELATIONSHIP_TYPES,
+) -> LinkCounts:
+    """Make a data source's edges what `wanted` says in a handful of statements: read them, bulk delete
+    what no longer holds, update changed details, bulk insert the new ones."""
+    existing = {
+        (row.relationship_type, row.parent_id, row.child_id): row
+        for row in conn.execute(
+            select(
+                entity_relationships.c.id,
+                entity_relationships.c.relationship_type,
+                entity_relationships.c.parent_id,
+                entity_relationships.c.child_id,
+                entity_relationships.c.details,
+            ).where(entity_relationships.c.tenant == tenant, entity_relationships.c.data_source_id == source)
+        )
+    }
+    counts = LinkCounts(*(dict.fromkeys(kinds, 0) for _ in range(2)), 0, dict.fromkeys(kinds, 0))
+    stale = []
+    for key, row in existing.items():
+        if key not in wanted:
+            stale.append({"edge_id": row.id})
+            counts.removed[key[0]] += 1
+    changed = [
+        {"edge_id": existing[key].id, "new_details": details}
+        for key, details in wanted.items()
+        if key in existing and existing[key].details != details
+    ]
+    fresh = []
+    for key, details in wanted.items():
+        counts.total[key[0]] += 1
+        if key not in existing:
+            counts.created[key[0]] += 1
+            fresh.append(
+                {
+                    "tenant": tenant,
+                    "data_source_id": source,
+                    "relationship_type": key[0],
+                    "parent_id": key[1],
+                    "child_id": key[2],
+                    "details": details,
+                    "created_at": now,
+                }
+            )
+    by_id = (entity_relationships.c.tenant == tenant) & (entity_relationships.c.id == bindparam("edge_id"))
+    if stale:
+        conn.execute(delete(entity_relationships).where(by_id), stale)
+    if changed:
+        conn.execute(entity_relationships.update().where(by_id).values(details=bindparam("new_details")), changed)
+        counts.updated = len(changed)
+    bulk_insert(conn, entity_relationships, fresh)
+    return counts
+
+
 class Microsoft365Linker:
     """Syncs a tenant's edges in a handful of statements: read entities and edges, bulk delete, bulk insert."""
 
@@ -256,53 +315,4 @@ class Microsoft365Linker:
         self.conn = conn
 
     def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
-        wanted = desired_edges(read_entities(self.conn, tenant, source))
-        existing = {
-            (row.relationship_type, row.parent_id, row.child_id): row
-            for row in self.conn.execute(
-                select(
-                    entity_relationships.c.id,
-                    entity_relationships.c.relationship_type,
-                    entity_relationships.c.parent_id,
-                    entity_relationships.c.child_id,
-                    entity_relationships.c.details,
-                ).where(entity_relationships.c.tenant == tenant, entity_relationships.c.data_source_id == source)
-            )
-        }
-        counts = LinkCounts()
-        stale = []
-        for key, row in existing.items():
-            if key not in wanted:
-                stale.append({"edge_id": row.id})
-                counts.removed[key[0]] += 1
-        changed = [
-            {"edge_id": existing[key].id, "new_details": details}
-            for key, details in wanted.items()
-            if key in existing and existing[key].details != details
-        ]
-        fresh = []
-        for key, details in wanted.items():
-            counts.total[key[0]] += 1
-            if key not in existing:
-                counts.created[key[0]] += 1
-                fresh.append(
-                    {
-                        "tenant": tenant,
-                        "data_source_id": source,
-                        "relationship_type": key[0],
-                        "parent_id": key[1],
-                        "child_id": key[2],
-                        "details": details,
-                        "created_at": now,
-                    }
-                )
-        by_id = (entity_relationships.c.tenant == tenant) & (entity_relationships.c.id == bindparam("edge_id"))
-        if stale:
-            self.conn.execute(delete(entity_relationships).where(by_id), stale)
-        if changed:
-            self.conn.execute(
-                entity_relationships.update().where(by_id).values(details=bindparam("new_details")), changed
-            )
-            counts.updated = len(changed)
-        bulk_insert(self.conn, entity_relationships, fresh)
-        return counts
+        return sync_edges(self.conn, tenant, source, desired_edges(read_entities(self.conn, tenant, source)), now)

@@ -67,10 +67,10 @@ def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, s
 
 def _needed(stages: tuple[str, ...]) -> tuple[str, ...]:
     """Every stage that writes from a snapshot waits for the guards' verdicts: the Microsoft 365 snapshot is
-    always read, the other sources' when their entities are written; a report run alone reads neither."""
+    always read, the other sources' when their entities or edges are written; a report run alone reads neither."""
     if set(stages) == {REPORT}:
         return stages
-    sources = tuple(SOURCE_STAGES) if "entities" in stages else ()
+    sources = tuple(SOURCE_STAGES) if {"entities", "relationships"} & set(stages) else ()
     return tuple(dict.fromkeys((STAGES[0], *sources, *stages)))
 
 

@@ -13,6 +13,7 @@ from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
+from mspbyte_dagster.lib.model import Analysis
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
 from mspbyte_dagster.lib.passes import REPORT, SOURCE_STAGES, CheckOutcome, PassState, SourceRead, guard_check
 from mspbyte_dagster.lib.reports.posture import posture
@@ -126,7 +127,15 @@ def relationships_stage(state: PassState) -> dict:
     linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
     with module(linker.__name__):
         counts = linker(state.conn).link(state.tenant, state.data_source_id, state.options.now())
-    return {"path": state.paths["relationships"]} | counts.as_json()
+    others = {}
+    for source in state.sources.values():  # a new integration has the new path only
+        linker = source.integration.linker
+        if linker is None or source.held:
+            continue
+        with module(linker.__name__):
+            linked = linker(state.conn).link(state.tenant, source.data_source_id, state.options.now())
+        others[source.integration.source_id] = linked.as_json()
+    return {"path": state.paths["relationships"]} | counts.as_json() | ({"other_sources": others} if others else {})
 
 
 def findings_stage(state: PassState) -> dict:
@@ -137,6 +146,11 @@ def findings_stage(state: PassState) -> dict:
     else:
         with module(LegacyAnalyzers.__name__):
             state.analysis = LegacyAnalyzers(state.conn).analyze(context)
+    for integration in SOURCE_STAGES.values():  # a new integration's rules have the new path only
+        for analyse in integration.analyses:
+            with module(integration.name):
+                found, evaluated = analyse(context)
+            state.analysis = Analysis([*state.analysis.findings, *found], [*state.analysis.evaluations, *evaluated])
     with module("FindingsStore"):
         replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
     orphans = sorted(

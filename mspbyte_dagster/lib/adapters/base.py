@@ -89,6 +89,12 @@ class Integration:
     # the tenant.json field naming the customer in the source system, kept in the data source's params:
     # fixed once known, so one customer's data never lands under another tenant
     binding: str | None = None
+    # links this source's entities (to each other, and to the tenant's Microsoft 365 users): a class whose
+    # link(tenant, data source id, now) syncs the edges
+    linker: type | None = None
+    # (context) -> (findings, rule evaluations): its rules, evaluated only when their inputs were read
+    analyses: tuple[Callable, ...] = ()
+    alert_types: tuple[str, ...] = ()
     guard_counts: Callable[[Snapshot], dict] = lambda snapshot: {}
     hold_reason: Callable[[dict | None, dict], str | None] = lambda baseline, current: None
 

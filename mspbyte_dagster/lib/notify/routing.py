@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
 from mspbyte_dagster.lib.analysis.unified import ALERT_TYPES
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import SEVERITY_RANK
@@ -39,9 +40,10 @@ def checked_types(names: list[str] | None) -> list[str] | None:
     """None: every alert type; a name no analysis raises is refused (a typo would mute the route)."""
     if not names:
         return None
-    unknown = sorted(set(names) - set(ALERT_TYPES))
+    known = (*ALERT_TYPES, *(kind for integration in INTEGRATIONS.values() for kind in integration.alert_types))
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise InputError(f"unknown alert type(s) {', '.join(unknown)}: use {', '.join(ALERT_TYPES)}")
+        raise InputError(f"unknown alert type(s) {', '.join(unknown)}: use {', '.join(known)}")
     return sorted(set(names))
 
 

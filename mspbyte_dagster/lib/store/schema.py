@@ -84,6 +84,7 @@ tenants = Table(
     Column("azure_tenant_id", String(64)),
     Column("stale_days", Integer, nullable=False, server_default="90"),
     Column("unused_license_threshold", Integer, nullable=False, server_default="1"),
+    Column("endpoint_stale_days", Integer, nullable=False, server_default="14"),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

@@ -243,7 +243,7 @@ def list_tenants(conn: Connection) -> list[dict]:
     return result
 
 
-THRESHOLDS = {"stale_days": (1, 3650), "unused_license_threshold": (1, 1_000_000)}
+THRESHOLDS = {"stale_days": (1, 3650), "unused_license_threshold": (1, 1_000_000), "endpoint_stale_days": (1, 3650)}
 
 
 def thresholds(conn: Connection, tenant: str) -> dict[str, int]:

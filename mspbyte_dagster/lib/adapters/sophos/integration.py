@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from mspbyte_dagster.lib.adapters.base import EntitySource, Integration, SubResource
 from mspbyte_dagster.lib.adapters.sophos import files
+from mspbyte_dagster.lib.adapters.sophos.analysis import ALERT_TYPES, endpoint_findings, firewall_findings
+from mspbyte_dagster.lib.adapters.sophos.linking import SophosLinker
 
 if TYPE_CHECKING:
     from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
@@ -63,6 +65,9 @@ INTEGRATION = Integration(
     sub_resources=(SubResource("firewall", files.FIREWALL_UPGRADES, "upgradeCheck"),),
     owners=owners,
     binding="sophosTenantId",
+    linker=SophosLinker,
+    analyses=(endpoint_findings, firewall_findings),
+    alert_types=ALERT_TYPES,
     guard_counts=guard_counts,
     hold_reason=hold_reason,
 )
