@@ -23,9 +23,17 @@ from mspbyte_dagster.cli.common import (
 @click.option("--users", type=click.IntRange(10, 50_000), default=100, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def synth(tenant_count: int, users: int, seed: int, out: Path) -> None:
+@click.option(
+    "--sources",
+    default="m365",
+    show_default=True,
+    help="Data sources to generate, comma-separated (m365 always; e.g. m365,sophos: endpoints = users / 2).",
+)
+@expected_errors
+def synth(tenant_count: int, users: int, seed: int, out: Path, sources: str) -> None:
     """Write deterministic synthetic tenant snapshots (same arguments, same bytes)."""
-    for folder in dev_tool("synthetic", "synth").write_snapshots(out, tenant_count, users, seed):
+    chosen = [source.strip() for source in sources.split(",") if source.strip()]
+    for folder in dev_tool("synthetic.sources", "synth").write_sources(out, tenant_count, users, seed, chosen):
         click.echo(str(folder))
 
 
