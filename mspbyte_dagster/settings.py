@@ -46,7 +46,7 @@ class SettingsError(InputError):
 
 # Variables whose values never appear in an error, a log line or a repr.
 SECRET_VARIABLES = frozenset(
-    {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY"}
+    {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY", "SOPHOS_CLIENT_SECRET"}
 )
 
 
@@ -145,6 +145,11 @@ class Settings(BaseModel):
     snapshot_retention: Positive = Field(10, alias="SNAPSHOT_RETENTION")
     ledger_retention_days: Positive = Field(400, alias="LEDGER_RETENTION_DAYS")
     alert_event_retention_days: Positive = Field(400, alias="ALERT_EVENT_RETENTION_DAYS")
+    # Sophos Central's partner API credential (tenants whose Sophos data source is read from the API)
+    sophos_client_id: str | None = Field(None, alias="SOPHOS_CLIENT_ID")
+    sophos_client_secret: SecretStr | None = Field(None, alias="SOPHOS_CLIENT_SECRET")
+    sophos_auth_url: HttpUrl = Field("https://id.sophos.com", alias="SOPHOS_AUTH_URL")
+    sophos_global_url: HttpUrl = Field("https://api.central.sophos.com", alias="SOPHOS_GLOBAL_URL")
     # Encrypts notification channels' secrets at rest (a Fernet key: `mspbyte notify new-key`).
     secret_key: Annotated[SecretStr, AfterValidator(_secret_key)] | None = Field(None, alias="MSPBYTE_SECRET_KEY")
     # How long an undelivered notification is retried before it is dead-lettered.

@@ -66,3 +66,39 @@ def test_a_sophos_sync_event_requests_its_tenants_run(fleet, streams, app_env, w
     )
     time.sleep(window)
     assert sync_runs(tick(instance)) == {f"sync:{tenant}:{published['sequence']}": 1}
+
+
+def test_an_api_read_sophos_source_is_refreshed_from_sophos_central_by_the_pass(
+    definitions_reloaded_after, app_env, tmp_path, monkeypatch
+):
+    from mspbyte_dev.fake_sophos import FakeSophos
+
+    out = tmp_path / "synth"
+    code, printed, err = mspbyte(
+        "synth", "--tenants", "1", "--users", "40", "--seed", "5", "--sources", "m365,sophos", "--out", str(out)
+    )
+    m365, sophos = printed.split()
+    assert mspbyte("tenants", "import", m365)[0] == 0  # the Sophos folder is what the fake serves, not imported
+    tenant = m365.rsplit("/", 1)[1]
+    secret = "sophos-S3cret-77"
+    with FakeSophos(out, page_size=5, client_id="partner-app", client_secret=secret) as fake:
+        customer = json.loads((out / f"{tenant}-sophos" / "tenant.json").read_text())["sophosTenantId"]
+        for name, value in {
+            "SOPHOS_CLIENT_ID": "partner-app",
+            "SOPHOS_CLIENT_SECRET": secret,
+            "SOPHOS_AUTH_URL": fake.url,
+            "SOPHOS_GLOBAL_URL": fake.url,
+            "SSL_CERT_FILE": str(fake.ca_file),
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert mspbyte("tenants", "add-source", tenant, "sophos", "--param", f"sophosTenantId={customer}")[0] == 0
+        code, out_text, err = mspbyte("run", "--tenant", tenant)
+    assert code == 0, err
+    listed = json.loads(mspbyte("alerts", "list", "--tenant", tenant, "--json")[1])
+    assert {row["alert_type"] for row in listed} & set(ALERT_TYPES)
+    instance = DagsterInstance.get()
+    (record,) = instance.fetch_materializations(AssetKey("sophos_snapshot"), limit=1).records
+    metadata = record.asset_materialization.metadata
+    assert metadata["data_source"].value == "sophos" and metadata["counts"].value["endpoints"] == 20
+    logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
+    assert all(secret not in text for text in logs) and secret not in out_text + err

@@ -25,7 +25,13 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.defs.checks import CHECK_SPECS, run_summaries, tenant_evaluations
 from mspbyte_dagster.defs.partitions import tenants_partitions
-from mspbyte_dagster.defs.resources import DatabaseResource, FeatureFlagsResource, GraphResource
+from mspbyte_dagster.defs.resources import (
+    DatabaseResource,
+    FeatureFlagsResource,
+    GraphResource,
+    SophosResource,
+    refreshing_all,
+)
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
 from mspbyte_dagster.lib.model import STAGES
@@ -149,13 +155,16 @@ def tenant_pipeline(
     database: DatabaseResource,
     feature_flags: FeatureFlagsResource,
     graph: GraphResource,
+    sophos: SophosResource,
     prometheus: ResourceParam[PrometheusResource | None],
 ):
     engine = database.engine()
     # Read once: a flag changed while this run goes on changes the next run only.
     flags = feature_flags.snapshot(engine)
     context.instance.add_run_tags(context.run.run_id, run_tags(flags))
-    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher())
+    options = pass_options(
+        context.run.run_id, flags, refreshing_all(graph.snapshot_refresher(), sophos.snapshot_refresher())
+    )
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []

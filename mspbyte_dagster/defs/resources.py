@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
+from mspbyte_dagster.lib.adapters.sophos.client import SophosConnection, SophosSettings
+from mspbyte_dagster.lib.adapters.sophos.sync import refresh_sophos_snapshot
 from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS, EventStreams
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
@@ -118,6 +120,56 @@ class GraphResource(ConfigurableResource):
             self._connection.close()
 
 
+class SophosNotConfigured(RuntimeError):
+    """A tenant's Sophos source is read from the API, and the partner credential is not set."""
+
+
+class SophosResource(ConfigurableResource):
+    """Sophos Central's partner API for tenants whose Sophos data source is read from it. The secret is fed by
+    EnvVar("SOPHOS_CLIENT_SECRET"); the rest comes from SOPHOS_* through the settings at run time. Nothing
+    connects until such a tenant's pass starts; the connection is shared by the run's tenants."""
+
+    client_secret: str | None = Field(default=None, repr=False)
+    _connection: SophosConnection | None = PrivateAttr(default=None)
+
+    def connection(self) -> SophosConnection:
+        if self._connection is None:
+            settings = current_settings()
+            secret = self.client_secret or (
+                settings.sophos_client_secret and settings.sophos_client_secret.get_secret_value()
+            )
+            unset = [
+                name
+                for name, value in (("SOPHOS_CLIENT_ID", settings.sophos_client_id), ("SOPHOS_CLIENT_SECRET", secret))
+                if not value
+            ]
+            if unset:
+                raise SophosNotConfigured(
+                    f"{' and '.join(unset)} not set: API-read Sophos sources need the partner credential"
+                )
+            self._connection = SophosConnection(
+                SophosSettings(settings.sophos_client_id, secret, settings.sophos_auth_url, settings.sophos_global_url)
+            )
+        return self._connection
+
+    def snapshot_refresher(self) -> Callable[[Engine, str], dict | None]:
+        return partial(refresh_sophos_snapshot, connect=self.connection)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def refreshing_all(*refreshers: Callable[[Engine, str], dict | None]) -> Callable[[Engine, str], dict | None]:
+    """Each data source read from an API refreshed in turn, before the pass; their figures together."""
+
+    def refresh(engine: Engine, tenant: str) -> dict | None:
+        figures = [found for refresher in refreshers if (found := refresher(engine, tenant))]
+        return {name: value for found in figures for name, value in found.items()} if figures else None
+
+    return refresh
+
+
 class NotifierResource(ConfigurableResource):
     """Delivers the outbox. The key that opens the channels' secrets is fed by
     EnvVar("MSPBYTE_SECRET_KEY") (its name shows in the UI, never its value); left unset, the settings'."""
@@ -153,5 +205,6 @@ def resources_from_env() -> dict:
         "nats": env_fed(NatsResource, url="NATS_URL"),
         "graph": env_fed(GraphResource, client_secret="GRAPH_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
         "prometheus": pushgateway(),
+        "sophos": env_fed(SophosResource, client_secret="SOPHOS_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
         "notifier": env_fed(NotifierResource, secret_key="MSPBYTE_SECRET_KEY"),  # noqa: S106 (a variable's name)
     }
