@@ -119,3 +119,12 @@ def test_a_tenant_without_sophos_passes_as_before(engine, tmp_path):
         "data_source": None
     }
     assert "other_sources" not in result.stages["entities"] and live(engine, "endpoint") == set()
+
+
+def test_comparison_mode_reports_a_new_integration_as_new_path_only(engine, tmp_path):
+    import_files(engine, tmp_path / "m365", minimal_files())
+    import_files(engine, tmp_path / "sophos", sophos_files(endpoints=3))
+    result = run_tenant_pass(engine, "contoso", PASS_STAGES, PassOptions(compare=True))
+    assert result.status == "succeeded", result.reason
+    assert result.comparison["new_path_only"] == ["sophos"] and not result.comparison["has_discrepancies"]
+    assert "New path only (no legacy pattern): sophos." in result.comparison["report_markdown"]

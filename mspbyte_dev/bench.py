@@ -28,16 +28,20 @@ from mspbyte_dagster.lib.context import DataContextLoader, edges_query, header_q
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
 from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.onboarding import import_folders
+from mspbyte_dagster.lib.passes import SOURCE_STAGES
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.snapshots import load_snapshot
+from mspbyte_dagster.lib.stages import with_other_sources
+from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
 from mspbyte_dagster.lib.store.schema import alerts, snapshot_files
 from mspbyte_dev.synthetic import write_snapshots
+from mspbyte_dev.synthetic.sophos import write_sophos_snapshots
 
-BENCH_STAGES = ("linking", "context", "analysis", "alerts")
+BENCH_STAGES = ("linking", "source_linking", "context", "analysis", "alerts")
 # Tracing memory slows each statement; the legacy path sends one per entity and edge.
 LEGACY_TRACED_USERS = 2_000
 PATHS = {
@@ -89,16 +93,25 @@ def _run_path(conn: Connection, tenant: str, path: str, with_memory: bool) -> di
     source = tenant_header(conn.execute(header_query(tenant)).one()).data_source_id
     with measuring(stats):
         _, figures["linking"] = _measure(lambda: linker(conn).link(tenant, source, now), stats, with_memory)
+        _, figures["source_linking"] = _measure(lambda: _link_other_sources(conn, tenant, now), stats, with_memory)
         context, figures["context"] = _measure(lambda: loader(conn).load(tenant), stats, with_memory)
 
         def analyse():
-            analysis = analyzer(conn).analyze(context)
+            analysis = with_other_sources(analyzer(conn).analyze(context), context)
             replace_findings(conn, tenant, context.header.data_source_id, analysis, None)
             return analysis
 
         analysis, figures["analysis"] = _measure(analyse, stats, with_memory)
         _, figures["alerts"] = _measure(lambda: writer(conn).apply(context, analysis, now, None), stats, with_memory)
     return figures
+
+
+def _link_other_sources(conn: Connection, tenant: str, now: datetime) -> None:
+    """The other integrations' linkers (the new path only: they have no legacy one)."""
+    for integration in SOURCE_STAGES.values():
+        current = tenant_store.current_snapshot(conn, tenant, integration.name)
+        if current is not None and integration.linker is not None:
+            integration.linker(conn).link(tenant, current.data_source_id, now)
 
 
 def _floor_seconds(conn: Connection, tenant: str, source: int) -> float:
@@ -168,18 +181,21 @@ def run_bench(
     legacy: bool = True,
     options: PassOptions | None = None,
     repeat: int = 3,
+    sources: list[str] | None = None,
 ) -> dict:
     """`options`: the pass options the settings make (Settings.pass_options); the defaults without.
     Each path runs `repeat` times; seconds are medians, with their spread (min, max)."""
     with scratch_database(configured_url) as (engine, kind), tempfile.TemporaryDirectory() as folder:
         upgrade(engine)
         folders = write_snapshots(Path(folder) / "synth", tenants, users, seed)
+        if "sophos" in (sources or ()):  # as many endpoints as users
+            folders += write_sophos_snapshots(Path(folder) / "synth", tenants, users, seed)
         started = time.perf_counter()
         imported = import_folders(engine, folders)
-        keys = [item.tenant for item in imported]
+        keys = sorted({item.tenant for item in imported})
         snapshots = _snapshot_figures(engine, imported, time.perf_counter() - started)
         for key in keys:
-            run_tenant_pass(engine, key, ("m365_snapshot", "entities"), options or PassOptions())
+            run_tenant_pass(engine, key, ("m365_snapshot", *SOURCE_STAGES, "entities"), options or PassOptions())
         trace_legacy = with_memory and users <= LEGACY_TRACED_USERS
         chosen = PATHS if legacy else ("new",)
         paths = {

@@ -71,7 +71,9 @@ def _difference(legacy: set[str], new: set[str]) -> dict:
     }
 
 
-def compare(tenant: str, legacy: PathOutputs, new: PathOutputs) -> dict:
+def compare(tenant: str, legacy: PathOutputs, new: PathOutputs, new_path_only: tuple[str, ...] = ()) -> dict:
+    """`new_path_only`: the tenant's data sources of integrations the old system never had (both paths
+    run their new code: their entities and findings are the same on both sides by construction)."""
     sections = {
         name: _difference(getattr(legacy, name), getattr(new, name))
         for name in ("entities", "edges", "findings", "alert_actions")
@@ -90,6 +92,7 @@ def compare(tenant: str, legacy: PathOutputs, new: PathOutputs) -> dict:
         "paths": {"legacy": legacy.paths, "new": new.paths},
         **sections,
         "performance": performance,
+        "new_path_only": list(new_path_only),
     }
     report["report_markdown"] = report_markdown(report)
     return report
@@ -110,6 +113,8 @@ def report_markdown(report: dict) -> str:
             f"| {section['extra_count']} |"
         )
     perf = report["performance"]
+    if report["new_path_only"]:
+        lines += ["", f"New path only (no legacy pattern): {', '.join(report['new_path_only'])}."]
     lines += [
         "",
         "| | queries | ms |",
@@ -152,4 +157,4 @@ def comparison_of(state: PassState, shadow: PathOutputs, done: dict[str, dict]) 
     primary.queries = sum(done[s]["queries"] for s in PATH_STAGES)
     primary.milliseconds = sum(done[s]["milliseconds"] for s in PATH_STAGES)
     legacy, new = (shadow, primary) if "legacy" in shadow.paths.values() else (primary, shadow)
-    return compare(state.tenant, legacy, new)
+    return compare(state.tenant, legacy, new, tuple(source.integration.name for source in state.sources.values()))

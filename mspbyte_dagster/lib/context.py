@@ -304,6 +304,31 @@ def _rows(result) -> list[EntityRow]:
     return [EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data) for r in result]
 
 
+@dataclass
+class OtherSources:
+    """The tenant's data sources of other integrations, as a context reads them (the same on both paths:
+    they have no legacy pattern)."""
+
+    ids: list[int] = field(default_factory=list)
+    sources: dict[str, SourceInputs] = field(default_factory=dict)
+    rows: list[EntityRow] = field(default_factory=list)
+    removed: list = field(default_factory=list)
+
+
+def read_other_sources(conn: Connection, tenant: str, header: TenantHeader) -> OtherSources:
+    """One read when the tenant has none; with some, their live entities and the removed users' keys too."""
+    other = list(conn.execute(other_sources_query(tenant)))
+    if not other:
+        return OtherSources()
+    ids = [source.id for source in other]
+    return OtherSources(
+        ids,
+        {source.integration: source_inputs(source) for source in other},
+        _rows(conn.execute(sources_entities_query(tenant, ids))),
+        list(conn.execute(removed_users_query(tenant, header.data_source_id))),
+    )
+
+
 class DataContextLoader:
     """Loads a TenantContext in a constant number of queries whatever the tenant's size: the header,
     the other data sources, the live entities, the edges; with other sources, their entities and the
@@ -314,11 +339,7 @@ class DataContextLoader:
 
     def load(self, tenant: str) -> TenantContext:
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
-        other = list(self.conn.execute(other_sources_query(tenant)))
+        other = read_other_sources(self.conn, tenant, header)
         rows = _rows(self.conn.execute(live_entities_query(tenant, header.data_source_id)))
-        others, removed = [], []
-        if other:
-            others = _rows(self.conn.execute(sources_entities_query(tenant, [source.id for source in other])))
-            removed = list(self.conn.execute(removed_users_query(tenant, header.data_source_id)))
-        sources = {source.integration: source_inputs(source) for source in other}
-        return build_context(header, rows, self.conn.execute(edges_query(tenant)), others, sources, removed)
+        edges = self.conn.execute(edges_query(tenant))
+        return build_context(header, rows, edges, other.rows, other.sources, other.removed)

@@ -138,6 +138,16 @@ def relationships_stage(state: PassState) -> dict:
     return {"path": state.paths["relationships"]} | counts.as_json() | ({"other_sources": others} if others else {})
 
 
+def with_other_sources(analysis: Analysis, context: TenantContext) -> Analysis:
+    """The path's analysis and the other integrations' rules (a new integration has the new path only)."""
+    for integration in SOURCE_STAGES.values():
+        for analyse in integration.analyses:
+            with module(integration.name):
+                found, evaluated = analyse(context)
+            analysis = Analysis([*analysis.findings, *found], [*analysis.evaluations, *evaluated])
+    return analysis
+
+
 def findings_stage(state: PassState) -> dict:
     context = _context(state)
     if state.paths["findings"] == "new":
@@ -146,11 +156,7 @@ def findings_stage(state: PassState) -> dict:
     else:
         with module(LegacyAnalyzers.__name__):
             state.analysis = LegacyAnalyzers(state.conn).analyze(context)
-    for integration in SOURCE_STAGES.values():  # a new integration's rules have the new path only
-        for analyse in integration.analyses:
-            with module(integration.name):
-                found, evaluated = analyse(context)
-            state.analysis = Analysis([*state.analysis.findings, *found], [*state.analysis.evaluations, *evaluated])
+    state.analysis = with_other_sources(state.analysis, context)
     with module("FindingsStore"):
         replace_findings(state.conn, state.tenant, state.data_source_id, state.analysis, state.ledger_id)
     orphans = sorted(

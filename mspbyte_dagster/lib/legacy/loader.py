@@ -11,6 +11,7 @@ from mspbyte_dagster.lib.context import (
     edges_query,
     header_query,
     live_entities_query,
+    read_other_sources,
     tenant_header,
 )
 from mspbyte_dagster.lib.model import ENTITY_TYPES
@@ -48,4 +49,8 @@ class LegacyContextLoader:
             edges += self.conn.execute(
                 edges_query(tenant, header.data_source_id).where(entity_relationships.c.parent_id == row.id)
             ).all()
-        return build_context(header, rows, edges)
+        # the other integrations' sources have no legacy pattern: read as the new path reads them
+        other = read_other_sources(self.conn, tenant, header)
+        if other.ids:
+            edges += self.conn.execute(edges_query(tenant).where(entity_relationships.c.data_source_id.in_(other.ids)))
+        return build_context(header, rows, edges, other.rows, other.sources, other.removed)
