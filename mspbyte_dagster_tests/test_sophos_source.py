@@ -128,3 +128,21 @@ def test_comparison_mode_reports_a_new_integration_as_new_path_only(engine, tmp_
     assert result.status == "succeeded", result.reason
     assert result.comparison["new_path_only"] == ["sophos"] and not result.comparison["has_discrepancies"]
     assert "New path only (no legacy pattern): sophos." in result.comparison["report_markdown"]
+
+
+def test_reports_show_sophos_figures_where_the_tenant_has_the_source(engine, tmp_path):
+    from mspbyte_dagster.lib.passes import REPORT
+    from mspbyte_dagster.lib.reports.fleet import fleet_posture
+
+    import_files(engine, tmp_path / "m365", minimal_files())
+    import_files(engine, tmp_path / "m365b", minimal_files("fabrikam"))
+    import_files(engine, tmp_path / "sophos", sophos_files(endpoints=3))
+    a_pass(engine)
+    assert run_tenant_pass(engine, "fabrikam", PASS_STAGES, PassOptions()).status == "succeeded"
+    report = run_tenant_pass(engine, "contoso", (REPORT,), PassOptions())
+    assert report.stages[REPORT]["posture"]["sophos"]["endpoints"] == 3
+    assert report.stages[REPORT]["posture"]["sophos"]["firewall_license_expiring"] == 1
+    with engine.begin() as conn:
+        frame = fleet_posture(conn).set_index("tenant")
+    assert frame.loc["contoso", "sophos_endpoints"] == 3 and frame.loc["contoso", "sophos_firewalls"] == 1
+    assert frame.loc["fabrikam"].isna()["sophos_endpoints"]  # no Sophos source: not known, not 0

@@ -37,6 +37,12 @@ def fleet_posture(conn: Connection) -> pd.DataFrame:
                 "last_full_pass": started,
                 **{figure: posture.get(figure) for figure in FIGURES if figure != "licence_waste_units"},
                 "licence_waste_units": sum(waste.values()) if waste is not None else None,
+                **{  # other integrations' figures, where the tenant has that source (Sophos Central)
+                    f"{source}_{name}": value
+                    for source, figures in posture.items()
+                    if isinstance(figures, dict) and source != "licence_waste_units"
+                    for name, value in figures.items()
+                },
                 **{f"open_{severity}": open_alerts.get(severity, 0) for severity in SEVERITIES},
                 "attention": sum(WEIGHTS[s] * n for s, n in open_alerts.items()),
             }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
 from mspbyte_dagster.lib.analysis.common import is_enabled_member
 from mspbyte_dagster.lib.analysis.mfa import FULL, mfa_requirement, user_requirement
 from mspbyte_dagster.lib.context import TenantContext
@@ -42,7 +43,7 @@ def posture(context: TenantContext, analysis: Analysis) -> dict:
         for f in analysis.findings
         if f.alert_type == "license_waste"
     )
-    return {
+    return _other_sources(context, found) | {
         "enabled_members": len(members) if context.directory_read else None,
         "mfa_enforced_pct": _pct(enforced, len(members)) if "mfa_not_enforced" in evaluated else None,
         "mfa_registered_pct": _pct(sum(1 for r in judged if r.get("isMfaRegistered")), len(judged))
@@ -54,3 +55,14 @@ def posture(context: TenantContext, analysis: Analysis) -> dict:
         "stale_accounts": found["stale_user"] if "stale_user" in evaluated else None,
         "licence_waste_units": dict(sorted(waste.items())) if "license_waste" in evaluated else None,
     }
+
+
+def _other_sources(context: TenantContext, found: Counter) -> dict:
+    """Where the tenant has a data source of another integration (Sophos Central): how many of each of its
+    entity types, and its findings per alert type, under `<integration>`."""
+    figures = {}
+    for name in context.sources:
+        integration = INTEGRATIONS[name]
+        counts = {f"{kind}s": len(context.others.get(kind, {})) for kind in integration.entity_sources}
+        figures[name] = counts | {kind: found[kind] for kind in integration.alert_types}
+    return figures

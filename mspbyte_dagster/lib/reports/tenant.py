@@ -119,6 +119,12 @@ def _by_type(active: pd.DataFrame) -> pd.DataFrame:
 
 def posture_table(report: TenantReport) -> pd.DataFrame:
     rows = [{"figure": label, "value": _shown(report.posture.get(key))} for key, label in POSTURE_LABELS.items()]
+    for source, figures in report.posture.items():  # other integrations' figures, where the tenant has them
+        if isinstance(figures, dict) and source != "licence_waste_units":
+            rows += [
+                {"figure": f"{source}: {name.replace('_', ' ')}", "value": _shown(value)}
+                for name, value in figures.items()
+            ]
     waste = report.posture.get("licence_waste_units")
     if waste is None:
         rows.append({"figure": "Licences wasted", "value": "not known"})
