@@ -146,3 +146,19 @@ def test_reports_show_sophos_figures_where_the_tenant_has_the_source(engine, tmp
         frame = fleet_posture(conn).set_index("tenant")
     assert frame.loc["contoso", "sophos_endpoints"] == 3 and frame.loc["contoso", "sophos_firewalls"] == 1
     assert frame.loc["fabrikam"].isna()["sophos_endpoints"]  # no Sophos source: not known, not 0
+
+
+def test_each_data_source_keeps_its_own_newest_snapshots(engine, tmp_path):
+    from mspbyte_dagster.lib.store.schema import snapshots
+
+    for _ in range(3):  # three Microsoft 365 snapshots, then three newer Sophos ones
+        import_files(engine, tmp_path / "m365", minimal_files())
+    for day in range(1, 4):
+        import_files(engine, tmp_path / "sophos", sophos_files(endpoints=3, captured=f"2026-11-0{day}T00:00:00Z"))
+    retention = PassOptions().retention.__class__(snapshots=2)
+    result = run_tenant_pass(engine, "contoso", PASS_STAGES, PassOptions(retention=retention))
+    assert result.status == "succeeded"
+    with engine.connect() as conn:
+        query = select(snapshots.c.data_source_id, func.count()).group_by(snapshots.c.data_source_id)
+        kept = dict(conn.execute(query).all())
+    assert sorted(kept.values()) == [2, 2]  # not the tenant's newest two: each source's

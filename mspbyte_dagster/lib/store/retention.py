@@ -44,18 +44,19 @@ def prune_tenant(conn: Connection, tenant: str, retention: Retention, now: datet
 
 
 def _prune_snapshots(conn: Connection, tenant: str, keep: int) -> int:
-    """All but the newest `keep`; never the current or processed one of a data source (a pass reads it)."""
-    newest = select(snapshots.c.id).where(snapshots.c.tenant == tenant).order_by(snapshots.c.seq.desc()).limit(keep)
+    """All but the newest `keep` of each data source; never the current or processed one of a data source
+    (a pass reads it)."""
     in_use = [
         *conn.execute(select(data_sources.c.current_snapshot_id).where(data_sources.c.tenant == tenant)).scalars(),
         *conn.execute(select(data_sources.c.processed_snapshot_id).where(data_sources.c.tenant == tenant)).scalars(),
     ]
-    kept = set(conn.execute(newest).scalars()) | {snapshot_id for snapshot_id in in_use if snapshot_id}
-    old = [
-        snapshot_id
-        for snapshot_id in conn.execute(select(snapshots.c.id).where(snapshots.c.tenant == tenant)).scalars()
-        if snapshot_id not in kept
-    ]
+    newest_first = select(snapshots.c.id, snapshots.c.data_source_id).where(snapshots.c.tenant == tenant)
+    seen: dict[int, int] = {}
+    old = []
+    for snapshot_id, source in conn.execute(newest_first.order_by(snapshots.c.seq.desc())):
+        seen[source] = seen.get(source, 0) + 1
+        if seen[source] > keep and snapshot_id not in in_use:
+            old.append(snapshot_id)
     if old:
         conn.execute(
             delete(quarantined_records).where(
