@@ -100,5 +100,6 @@ def test_an_api_read_sophos_source_is_refreshed_from_sophos_central_by_the_pass(
     (record,) = instance.fetch_materializations(AssetKey("sophos_snapshot"), limit=1).records
     metadata = record.asset_materialization.metadata
     assert metadata["data_source"].value == "sophos" and metadata["counts"].value["endpoints"] == 20
+    assert metadata["sophos_requests"].value > 0  # the read's figures, on the source's own asset
     logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
     assert all(secret not in text for text in logs) and secret not in out_text + err

@@ -30,7 +30,6 @@ from mspbyte_dagster.defs.resources import (
     FeatureFlagsResource,
     GraphResource,
     SophosResource,
-    refreshing_all,
 )
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
@@ -122,9 +121,14 @@ def stage_metadata(tenant: str, figures: dict) -> dict:
 
 
 def pass_options(
-    run_id: str, flags: FeatureFlagManager, refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
+    run_id: str,
+    flags: FeatureFlagManager,
+    refresh_snapshot: Callable[[Engine, str], dict | None] | None = None,
+    refresh_sources: Callable[[Engine, str], dict[str, dict]] | None = None,
 ) -> PassOptions:
-    return current_settings().pass_options(run_id=run_id, refresh_snapshot=refresh_snapshot, flags=flags)
+    return current_settings().pass_options(
+        run_id=run_id, refresh_snapshot=refresh_snapshot, refresh_sources=refresh_sources, flags=flags
+    )
 
 
 def push_figures(
@@ -162,9 +166,7 @@ def tenant_pipeline(
     # Read once: a flag changed while this run goes on changes the next run only.
     flags = feature_flags.snapshot(engine)
     context.instance.add_run_tags(context.run.run_id, run_tags(flags))
-    options = pass_options(
-        context.run.run_id, flags, refreshing_all(graph.snapshot_refresher(), sophos.snapshot_refresher())
-    )
+    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher(), sophos.sources_refresher())
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
+from mspbyte_dagster.lib.adapters.registry import SOPHOS
 from mspbyte_dagster.lib.adapters.sophos.client import SophosConnection, SophosSettings
 from mspbyte_dagster.lib.adapters.sophos.sync import refresh_sophos_snapshot
 from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS, EventStreams
@@ -152,22 +153,18 @@ class SophosResource(ConfigurableResource):
             )
         return self._connection
 
-    def snapshot_refresher(self) -> Callable[[Engine, str], dict | None]:
-        return partial(refresh_sophos_snapshot, connect=self.connection)
+    def sources_refresher(self) -> Callable[[Engine, str], dict[str, dict]]:
+        """For the tenant pass: its Sophos source refreshed when it is read from the API; figures by stage."""
+
+        def refresh(engine: Engine, tenant: str) -> dict[str, dict]:
+            figures = refresh_sophos_snapshot(engine, tenant, connect=self.connection)
+            return {SOPHOS.snapshot_asset: figures} if figures else {}
+
+        return refresh
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._connection is not None:
             self._connection.close()
-
-
-def refreshing_all(*refreshers: Callable[[Engine, str], dict | None]) -> Callable[[Engine, str], dict | None]:
-    """Each data source read from an API refreshed in turn, before the pass; their figures together."""
-
-    def refresh(engine: Engine, tenant: str) -> dict | None:
-        figures = [found for refresher in refreshers if (found := refresher(engine, tenant))]
-        return {name: value for found in figures for name, value in found.items()} if figures else None
-
-    return refresh
 
 
 class NotifierResource(ConfigurableResource):

@@ -63,6 +63,8 @@ class PassOptions:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     # Graph-backed tenants: fetch a new snapshot before the pass transaction (figures, or None for files mode).
     refresh_snapshot: Callable[[Engine, str], dict | None] | None = None
+    # The other integrations' sources read from an API: fetched the same way, figures by snapshot stage.
+    refresh_sources: Callable[[Engine, str], dict[str, dict]] | None = None
     compare: bool = False  # run both paths whatever comparison_mode says (`mspbyte compare`)
     read_only: bool = False  # the whole pass rolled back, no ledger row (`mspbyte compare` outside Dagster)
     retention: Retention = field(default_factory=Retention)

@@ -65,6 +65,13 @@ def _run_stages(state: PassState, stages: tuple[str, ...], result: TenantPass, s
         result.stages[COMPARISON] = result.comparison
 
 
+def _refreshed(options: PassOptions, engine: Engine, tenant: str) -> dict[str, dict]:
+    """The data sources read from an API, refreshed before the pass; their figures by snapshot stage."""
+    fetched = options.refresh_sources(engine, tenant) if options.refresh_sources else {}
+    graph = options.refresh_snapshot(engine, tenant) if options.refresh_snapshot else None
+    return fetched | ({STAGES[0]: graph} if graph else {})
+
+
 def _needed(stages: tuple[str, ...]) -> tuple[str, ...]:
     """Every stage that writes from a snapshot waits for the guards' verdicts: the Microsoft 365 snapshot is
     always read, the other sources' when their entities or edges are written; a report run alone reads neither."""
@@ -147,8 +154,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 lease = {"acquired_at": datetime.now(UTC).isoformat()}
                 fetched = None
                 try:
-                    if options.refresh_snapshot and "m365_snapshot" in stages:  # Graph HTTP, outside any transaction
-                        fetched = options.refresh_snapshot(engine, tenant)
+                    if "m365_snapshot" in stages:  # the APIs' HTTP, outside any transaction
+                        fetched = _refreshed(options, engine, tenant)
                     with engine.connect() as conn, conn.begin() as transaction:
                         state = _open_pass(conn, tenant, options, ledger_id)
                         _run_stages(state, stages, result, stats)
@@ -163,8 +170,9 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                     result.status, result.reason = "held", str(held)
                 finally:
                     lease["released_at"] = datetime.now(UTC).isoformat()
-                    if fetched and "m365_snapshot" in result.stages:
-                        result.stages["m365_snapshot"] |= fetched
+                    for stage, figures in (fetched or {}).items():
+                        if stage in result.stages:
+                            result.stages[stage] |= figures
         except LeaseUnavailable as busy:
             result.status, result.reason = "skipped", str(busy)
         except Exception as error:  # the tenant fails alone; its transaction was rolled back
