@@ -65,7 +65,10 @@ def test_a_sophos_sync_event_requests_its_tenants_run(fleet, streams, app_env, w
         published["subject"].endswith(f"mspbyte.sync.{tenant}.sophos") and published["event"]["integration"] == "sophos"
     )
     time.sleep(window)
-    assert sync_runs(tick(instance)) == {f"sync:{tenant}:{published['sequence']}": 1}
+    result = tick(instance)
+    assert sync_runs(result) == {f"sync:{tenant}:{published['sequence']}": 1}
+    (request,) = result.run_requests
+    assert request.tags["mspbyte/sources"] == "sophos"  # the run refreshes the source that synced
 
 
 def test_an_api_read_sophos_source_is_refreshed_from_sophos_central_by_the_pass(

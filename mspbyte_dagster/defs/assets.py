@@ -24,13 +24,14 @@ from dagster_prometheus import PrometheusResource
 from sqlalchemy import Engine
 
 from mspbyte_dagster.defs.checks import CHECK_SPECS, run_summaries, tenant_evaluations
-from mspbyte_dagster.defs.partitions import tenants_partitions
+from mspbyte_dagster.defs.partitions import SOURCES_TAG, tenants_partitions
 from mspbyte_dagster.defs.resources import (
     DatabaseResource,
     FeatureFlagsResource,
     GraphResource,
     SophosResource,
 )
+from mspbyte_dagster.lib.adapters.registry import DEFAULT, SOPHOS
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
 from mspbyte_dagster.lib.model import STAGES
@@ -166,7 +167,15 @@ def tenant_pipeline(
     # Read once: a flag changed while this run goes on changes the next run only.
     flags = feature_flags.snapshot(engine)
     context.instance.add_run_tags(context.run.run_id, run_tags(flags))
-    options = pass_options(context.run.run_id, flags, graph.snapshot_refresher(), sophos.sources_refresher())
+    # a sync event's run refreshes the data sources that synced; any other run, every source read from an API
+    synced = context.run.tags.get(SOURCES_TAG)
+    refreshed = set(synced.split(",")) if synced else None
+    options = pass_options(
+        context.run.run_id,
+        flags,
+        graph.snapshot_refresher() if refreshed is None or DEFAULT.source_id in refreshed else None,
+        sophos.sources_refresher() if refreshed is None or SOPHOS.source_id in refreshed else None,
+    )
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []

@@ -14,6 +14,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 TRIGGER_TAG = "mspbyte/trigger"
 PROCESS_TAG = "mspbyte/process"  # host:pid of an `mspbyte run`, so the next one can close a killed one's run
 TENANT_TAG = "mspbyte/tenant"
+SOURCES_TAG = "mspbyte/sources"  # a sync-event run: the data sources to refresh (the others keep their snapshot)
 
 
 def range_tags(keys: list[str], trigger: str) -> dict[str, str]:

@@ -20,7 +20,14 @@ from dagster import (
 from mspbyte_dagster.defs.check_targets import latest_materialization
 from mspbyte_dagster.defs.checks import CHECKS
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
-from mspbyte_dagster.defs.partitions import TENANT_TAG, TENANTS, TRIGGER_TAG, range_run_requests, tenants_partitions
+from mspbyte_dagster.defs.partitions import (
+    SOURCES_TAG,
+    TENANT_TAG,
+    TENANTS,
+    TRIGGER_TAG,
+    range_run_requests,
+    tenants_partitions,
+)
 from mspbyte_dagster.defs.resources import DatabaseResource, NatsResource
 from mspbyte_dagster.lib.events import Debounce, EventStreams, Registry, TickOutcome, Window, source_registry
 from mspbyte_dagster.lib.nats_client import NatsUnavailableError, dead_letter
@@ -65,7 +72,8 @@ def window_run_request(window: Window) -> RunRequest:
             TRIGGER_TAG: "sync_event",
             SYNC_EVENTS_TAG: str(window.events),
             SYNC_SEQUENCES_TAG: f"{window.first_seq}-{window.last_seq}",
-        },
+        }
+        | ({SOURCES_TAG: ",".join(window.sources)} if window.sources else {}),
     )
 
 

@@ -289,6 +289,7 @@ class Window:
     events: int
     opened_ms: int
     closes_ms: int
+    sources: list[str] = field(default_factory=list)  # the data sources whose syncs folded in: those refreshed
 
     @property
     def run_key(self) -> str:
@@ -433,9 +434,12 @@ class Debounce:
         (returned) and opens the next."""
         current = self.windows.get(event.tenant)
         if current and event.time_ms < current.closes_ms:
-            self.windows[event.tenant] = replace(current, last_seq=event.seq, events=current.events + 1)
+            sources = sorted({*current.sources, event.data_source})
+            self.windows[event.tenant] = replace(
+                current, last_seq=event.seq, events=current.events + 1, sources=sources
+            )
             return None
         self.windows[event.tenant] = Window(
-            event.tenant, event.seq, event.seq, 1, event.time_ms, event.time_ms + window_ms
+            event.tenant, event.seq, event.seq, 1, event.time_ms, event.time_ms + window_ms, [event.data_source]
         )
         return current
