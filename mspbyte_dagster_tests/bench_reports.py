@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DataContextLoader
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.passes import REPORT

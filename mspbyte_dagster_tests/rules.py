@@ -16,12 +16,12 @@ from types import SimpleNamespace
 
 from sqlalchemy import select, text, update
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import Analysis, UnifiedAnalyzer
 from mspbyte_dagster.lib.adapters.microsoft365.files import content_problems
+from mspbyte_dagster.lib.adapters.microsoft365.linking import desired_edges
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
-from mspbyte_dagster.lib.analysis.unified import Analysis, UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DIRECTORY_FILES, EntityRow, TenantContext, build_context, tenant_header
 from mspbyte_dagster.lib.entities import snapshot_records
-from mspbyte_dagster.lib.linking import desired_edges
 from mspbyte_dagster.lib.model import RuleEvaluation
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, TenantPass, run_tenant_pass
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities, rule_evaluations, tenants

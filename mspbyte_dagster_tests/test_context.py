@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from mspbyte_dagster.lib.adapters.microsoft365.linking import RELATIONSHIP_TYPES, _transitive_users
 from mspbyte_dagster.lib.context import DataContextLoader
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager, RuntimeFlag
 from mspbyte_dagster.lib.legacy import LegacyContextLoader
-from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES, _transitive_users
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for

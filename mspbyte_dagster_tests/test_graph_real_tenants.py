@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphAuthError, GraphCredentials, TenantTokens
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphError, ReportsPace, RetryPolicy
+from mspbyte_dagster.lib.adapters.microsoft365.linking import Microsoft365Linker
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
-from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.db import engine_for

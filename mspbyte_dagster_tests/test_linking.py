@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES
+from mspbyte_dagster.lib.adapters.microsoft365.linking import RELATIONSHIP_TYPES
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster_tests.graph_builders import (
     assignment,

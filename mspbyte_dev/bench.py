@@ -22,11 +22,11 @@ from statistics import median
 from sqlalchemy import Connection, Engine, MetaData, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import UnifiedAnalyzer
+from mspbyte_dagster.lib.adapters.microsoft365.linking import Microsoft365Linker
 from mspbyte_dagster.lib.alerts import AlertManager
-from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DataContextLoader, edges_query, header_query, live_entities_query, tenant_header
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
-from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.passes import SOURCE_STAGES
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass

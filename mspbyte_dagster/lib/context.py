@@ -100,6 +100,11 @@ class TenantContext:
         return all(stem in self.header.complete for stem in stems)
 
     @property
+    def users_read(self) -> bool:
+        """The tenant's users were read whole (a rule of another source about its people needs that)."""
+        return self.is_complete("users")
+
+    @property
     def directory_read(self) -> bool:
         return self.is_complete(*DIRECTORY_FILES)
 

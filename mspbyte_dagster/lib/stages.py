@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import UnifiedAnalyzer
+from mspbyte_dagster.lib.adapters.microsoft365.linking import Microsoft365Linker
 from mspbyte_dagster.lib.alerts import AlertManager
-from mspbyte_dagster.lib.analysis.unified import UnifiedAnalyzer
 from mspbyte_dagster.lib.context import DataContextLoader, TenantContext
 from mspbyte_dagster.lib.entities import process_entities
 from mspbyte_dagster.lib.legacy import LegacyAlertWriter, LegacyAnalyzers, LegacyContextLoader, LegacyLinker
-from mspbyte_dagster.lib.linking import Microsoft365Linker
 from mspbyte_dagster.lib.model import Analysis
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
 from mspbyte_dagster.lib.passes import REPORT, SOURCE_STAGES, CheckOutcome, PassState, SourceRead, guard_check

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import Analysis
 from mspbyte_dagster.lib.alerts import AlertOutcome, entity_states, event_rows, outcome, plan_alerts, state_changes
-from mspbyte_dagster.lib.analysis.unified import Analysis
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.store.alert_writes import alert_columns, reset_removed_states
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities

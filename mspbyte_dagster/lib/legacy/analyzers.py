@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from mspbyte_dagster.lib.analysis.unified import ANALYSES, Analysis
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import ANALYSES, Analysis
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.legacy.loader import LegacyContextLoader
 

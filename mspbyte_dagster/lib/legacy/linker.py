@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from mspbyte_dagster.lib.adapters.microsoft365.linking import RELATIONSHIP_TYPES, desired_edges
 from mspbyte_dagster.lib.legacy.loader import entity_rows
-from mspbyte_dagster.lib.linking import RELATIONSHIP_TYPES, LinkCounts, desired_edges
+from mspbyte_dagster.lib.linking import LinkCounts
 from mspbyte_dagster.lib.store.schema import entity_relationships as edges
 
 
@@ -18,7 +19,7 @@ class LegacyLinker:
 
     def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
         wanted = desired_edges(entity_rows(self.conn, tenant, source))
-        counts = LinkCounts()
+        counts = LinkCounts.of(RELATIONSHIP_TYPES)
         for (kind, parent, child), details in wanted.items():
             counts.total[kind] += 1
             row = self.conn.execute(

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import ALERT_TYPES
 from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
-from mspbyte_dagster.lib.analysis.unified import ALERT_TYPES
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import SEVERITY_RANK
 from mspbyte_dagster.lib.store import notifications

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import is_enabled_member
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.mfa import FULL, mfa_requirement, user_requirement
 from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
-from mspbyte_dagster.lib.analysis.common import is_enabled_member
-from mspbyte_dagster.lib.analysis.mfa import FULL, mfa_requirement, user_requirement
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Analysis
 

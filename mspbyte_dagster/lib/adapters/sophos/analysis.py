@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from mspbyte_dagster.lib.adapters.sophos import files
-from mspbyte_dagster.lib.analysis.common import evaluation, parse_time
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Finding, RuleEvaluation
+from mspbyte_dagster.lib.rules import evaluation, parse_time
 
 ENDPOINT, FIREWALL = "endpoint", "firewall"
 ALERT_TYPES = (
@@ -95,7 +95,7 @@ def endpoint_findings(context: TenantContext) -> tuple[list[Finding], list[RuleE
                     {"stale": True},
                 )
             )
-    user_missing = missing + [stem for stem in ("users",) if not context.is_complete(stem)]
+    user_missing = missing + ([] if context.users_read else ["Microsoft 365 users"])
     if not user_missing:
         for eid, uid in context.links.get("used_by", []):
             user = context.users.get(uid)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mspbyte_dagster.lib.context import DIRECTORY_FILES, TenantContext
-from mspbyte_dagster.lib.model import RuleEvaluation
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+from mspbyte_dagster.lib.rules import parse_time
 
 
 def is_enabled_member(user: dict) -> bool:
@@ -41,13 +37,6 @@ def is_stale(context: TenantContext, user: dict) -> bool:
         return seen <= cutoff
     created = parse_time(user.get("createdDateTime"))
     return created is not None and created <= cutoff
-
-
-def evaluation(analysis_type: str, alert_type: str, missing: list[str], skipped=frozenset()) -> RuleEvaluation:
-    """A rule is evaluated only when every input it needs was read whole."""
-    if missing:
-        return RuleEvaluation(analysis_type, alert_type, False, f"not read whole: {', '.join(missing)}")
-    return RuleEvaluation(analysis_type, alert_type, True, skipped=frozenset(skipped))
 
 
 def missing_inputs(context: TenantContext, *stems: str, directory: bool = False, sign_in: bool = False) -> list[str]:

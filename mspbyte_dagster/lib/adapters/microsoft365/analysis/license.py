@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from mspbyte_dagster.lib.analysis.common import display, evaluation, is_stale, missing_inputs
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import display, is_stale, missing_inputs
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Finding, RuleEvaluation
+from mspbyte_dagster.lib.rules import evaluation
 
 ANALYSIS = "license"
 FREE_SKU_UNITS = 10_000

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mspbyte_dagster.lib.analysis.license import license_findings
-from mspbyte_dagster.lib.analysis.mfa import mfa_findings
-from mspbyte_dagster.lib.analysis.policy import policy_findings
-from mspbyte_dagster.lib.analysis.stale import stale_findings
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.license import license_findings
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.mfa import mfa_findings
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.policy import policy_findings
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.stale import stale_findings
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Analysis
 
