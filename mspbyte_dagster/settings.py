@@ -15,11 +15,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FlagDefault
 from mspbyte_dagster.lib.notify.secrets import SecretBox, check_key
@@ -46,7 +56,8 @@ class SettingsError(InputError):
 
 # Variables whose values never appear in an error, a log line or a repr.
 SECRET_VARIABLES = frozenset(
-    {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY", "SOPHOS_CLIENT_SECRET"}
+    {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY"}
+    | {setting.variable for integration in INTEGRATIONS.values() for setting in integration.settings if setting.secret}
 )
 
 
@@ -110,8 +121,9 @@ def _flag_variable(flag: str, part: str) -> str:
     return f"FEATURE_{flag.upper()}" + ("_ROLLOUT" if part == "rollout" else "")
 
 
-class Settings(BaseModel):
-    """Each field is read from the variable its alias names; a blank variable counts as unset."""
+class DeclaredSettings(BaseModel):
+    """Each field is read from the variable its alias names; a blank variable counts as unset. `Settings`
+    adds the fields the registered integrations declare."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -145,11 +157,6 @@ class Settings(BaseModel):
     snapshot_retention: Positive = Field(10, alias="SNAPSHOT_RETENTION")
     ledger_retention_days: Positive = Field(400, alias="LEDGER_RETENTION_DAYS")
     alert_event_retention_days: Positive = Field(400, alias="ALERT_EVENT_RETENTION_DAYS")
-    # Sophos Central's partner API credential (tenants whose Sophos data source is read from the API)
-    sophos_client_id: str | None = Field(None, alias="SOPHOS_CLIENT_ID")
-    sophos_client_secret: SecretStr | None = Field(None, alias="SOPHOS_CLIENT_SECRET")
-    sophos_auth_url: HttpUrl = Field("https://id.sophos.com", alias="SOPHOS_AUTH_URL")
-    sophos_global_url: HttpUrl = Field("https://api.central.sophos.com", alias="SOPHOS_GLOBAL_URL")
     # Encrypts notification channels' secrets at rest (a Fernet key: `mspbyte notify new-key`).
     secret_key: Annotated[SecretStr, AfterValidator(_secret_key)] | None = Field(None, alias="MSPBYTE_SECRET_KEY")
     # How long an undelivered notification is retried before it is dead-lettered.
@@ -211,6 +218,20 @@ class Settings(BaseModel):
         if settings.convex_api_key_set:
             log.warning("CONVEX_API_KEY is set but ignored: this project keeps its data in DATABASE_URL")
         return settings
+
+
+def _integration_fields() -> dict:
+    """A field per variable an integration declares (lib/adapters/registry.py): the one registration."""
+    fields = {}
+    for integration in INTEGRATIONS.values():
+        for setting in integration.settings:
+            kind = SecretStr if setting.secret else HttpUrl if setting.url else str
+            annotation = kind if setting.default is not None else kind | None
+            fields[setting.variable.lower()] = (annotation, Field(setting.default, alias=setting.variable))
+    return fields
+
+
+Settings = create_model("Settings", __base__=DeclaredSettings, **_integration_fields())
 
 
 def _problem(error: ErrorDetails) -> str:

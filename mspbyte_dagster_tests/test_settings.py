@@ -143,3 +143,19 @@ def test_every_wrong_variable_is_named_in_one_error_and_blank_means_unset():
         "METRICS_PORT",
     ]
     assert Settings.from_env({"METRICS_PORT": "  ", "NATS_URL": ""}).metrics_port == 9090
+
+
+def test_an_integrations_variables_come_from_its_registration():
+    """Sophos Central declares SOPHOS_* in its package: the settings gain typed fields, checked and hidden alike."""
+    from mspbyte_dagster.lib.adapters.registry import INTEGRATIONS
+    from mspbyte_dagster.settings import SECRET_VARIABLES, Settings, SettingsError
+
+    declared = {setting.variable for integration in INTEGRATIONS.values() for setting in integration.settings}
+    assert {"SOPHOS_CLIENT_ID", "SOPHOS_CLIENT_SECRET", "SOPHOS_AUTH_URL", "SOPHOS_GLOBAL_URL"} <= declared
+    assert "SOPHOS_CLIENT_SECRET" in SECRET_VARIABLES
+    current = Settings.from_env({"SOPHOS_CLIENT_ID": "app", "SOPHOS_CLIENT_SECRET": "s3cret-x"})
+    assert current.sophos_client_id == "app" and current.sophos_global_url == "https://api.central.sophos.com"
+    assert current.sophos_client_secret.get_secret_value() == "s3cret-x" and "s3cret-x" not in repr(current)
+    with pytest.raises(SettingsError) as wrong:
+        Settings.from_env({"SOPHOS_GLOBAL_URL": "api.central.sophos.com", "SOPHOS_CLIENT_SECRET": "s3cret-x"})
+    assert "SOPHOS_GLOBAL_URL='api.central.sophos.com' must be a URL" in str(wrong.value)

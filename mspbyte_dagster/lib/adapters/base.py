@@ -76,6 +76,17 @@ class SubResource:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """An environment variable an integration reads (settings.py builds a field of it): a secret is never
+    shown; a URL must be http(s)."""
+
+    variable: str
+    default: str | None = None
+    secret: bool = False
+    url: bool = False
+
+
+@dataclass(frozen=True)
 class Integration:
     name: str  # "microsoft365": tenant.json `integration`, the data_sources table
     source_id: str  # "m365": the data source in sync subjects (mspbyte.sync.<tenant>.<source id>)
@@ -95,6 +106,7 @@ class Integration:
     # (context) -> (findings, rule evaluations): its rules, evaluated only when their inputs were read
     analyses: tuple[Callable, ...] = ()
     alert_types: tuple[str, ...] = ()
+    settings: tuple[Setting, ...] = ()  # its environment variables (its reader's credential, its hosts)
     guard_counts: Callable[[Snapshot], dict] = lambda snapshot: {}
     hold_reason: Callable[[dict | None, dict], str | None] = lambda baseline, current: None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mspbyte_dagster.lib.adapters.base import EntitySource, Integration, SubResource
+from mspbyte_dagster.lib.adapters.base import EntitySource, Integration, Setting, SubResource
 from mspbyte_dagster.lib.adapters.sophos import files
 from mspbyte_dagster.lib.adapters.sophos.analysis import ALERT_TYPES, endpoint_findings, firewall_findings
 from mspbyte_dagster.lib.adapters.sophos.linking import SophosLinker
@@ -68,6 +68,12 @@ INTEGRATION = Integration(
     linker=SophosLinker,
     analyses=(endpoint_findings, firewall_findings),
     alert_types=ALERT_TYPES,
+    settings=(  # the partner's API credential, and where Central is (tests point these at the local one)
+        Setting("SOPHOS_CLIENT_ID"),
+        Setting("SOPHOS_CLIENT_SECRET", secret=True),
+        Setting("SOPHOS_AUTH_URL", "https://id.sophos.com", url=True),
+        Setting("SOPHOS_GLOBAL_URL", "https://api.central.sophos.com", url=True),
+    ),
     guard_counts=guard_counts,
     hold_reason=hold_reason,
 )
