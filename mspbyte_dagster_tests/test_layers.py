@@ -59,6 +59,7 @@ def test_a_dev_command_without_the_dev_tools_says_so(monkeypatch):
 
     from mspbyte_dagster_tests.snapshots import mspbyte
 
-    monkeypatch.setitem(sys.modules, "mspbyte_dev.synthetic", None)  # as if not installed
+    for module in ("mspbyte_dev.synthetic", "mspbyte_dev.synthetic.sources"):  # as if not installed
+        monkeypatch.setitem(sys.modules, module, None)
     code, _, err = mspbyte("synth", "--out", "/nonexistent/never-written")
     assert code == 2 and "development tool" in err and "make install" in err

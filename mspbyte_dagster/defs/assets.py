@@ -29,9 +29,9 @@ from mspbyte_dagster.defs.resources import (
     DatabaseResource,
     FeatureFlagsResource,
     GraphResource,
-    SophosResource,
+    SourcesResource,
 )
-from mspbyte_dagster.lib.adapters.registry import DEFAULT, SOPHOS
+from mspbyte_dagster.lib.adapters.registry import DEFAULT
 from mspbyte_dagster.lib.flags import FeatureFlagManager, run_tags
 from mspbyte_dagster.lib.metrics.push import PUSH_JOB, push_pass_figures
 from mspbyte_dagster.lib.model import STAGES
@@ -160,7 +160,7 @@ def tenant_pipeline(
     database: DatabaseResource,
     feature_flags: FeatureFlagsResource,
     graph: GraphResource,
-    sophos: SophosResource,
+    sources: SourcesResource,
     prometheus: ResourceParam[PrometheusResource | None],
 ):
     engine = database.engine()
@@ -174,7 +174,7 @@ def tenant_pipeline(
         context.run.run_id,
         flags,
         graph.snapshot_refresher() if refreshed is None or DEFAULT.source_id in refreshed else None,
-        sophos.sources_refresher() if refreshed is None or SOPHOS.source_id in refreshed else None,
+        sources.refresher(refreshed),
     )
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}

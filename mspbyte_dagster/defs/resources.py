@@ -13,9 +13,6 @@ from sqlalchemy import Engine
 
 from mspbyte_dagster.lib.adapters.microsoft365.auth import GraphCredentials, graph_scope
 from mspbyte_dagster.lib.adapters.microsoft365.client import GraphConnection, RetryPolicy
-from mspbyte_dagster.lib.adapters.registry import SOPHOS
-from mspbyte_dagster.lib.adapters.sophos.client import SophosConnection, SophosSettings
-from mspbyte_dagster.lib.adapters.sophos.sync import refresh_sophos_snapshot
 from mspbyte_dagster.lib.events import MAX_EVENTS_PER_TICK, READ_BUDGET_SECONDS, EventStreams
 from mspbyte_dagster.lib.flag_store import flag_store, load_flags
 from mspbyte_dagster.lib.flags import FeatureFlagManager
@@ -23,6 +20,7 @@ from mspbyte_dagster.lib.graph_sync import refresh_graph_snapshot
 from mspbyte_dagster.lib.nats_client import JetStream
 from mspbyte_dagster.lib.notify.delivery import RoundFigures, deliver_round
 from mspbyte_dagster.lib.notify.secrets import SecretBox
+from mspbyte_dagster.lib.passes import SOURCE_STAGES
 from mspbyte_dagster.lib.store.db import migrated_engine
 from mspbyte_dagster.settings import current_settings
 
@@ -121,50 +119,47 @@ class GraphResource(ConfigurableResource):
             self._connection.close()
 
 
-class SophosNotConfigured(RuntimeError):
-    """A tenant's Sophos source is read from the API, and the partner credential is not set."""
+class SourcesResource(ConfigurableResource):
+    """The readers of the other integrations' data sources read from their APIs (Sophos Central): each
+    connects with the settings its integration declares, when a tenant's pass first needs it; the
+    connections are shared by the run's tenants and closed with the run. Secrets come from the settings at
+    run time: never in run config or the UI."""
 
+    # the integrations whose API-read sources are refreshed (None: every registered one with a reader)
+    integrations: list[str] | None = None
+    _connections: dict | None = PrivateAttr(default=None)
 
-class SophosResource(ConfigurableResource):
-    """Sophos Central's partner API for tenants whose Sophos data source is read from it. The secret is fed by
-    EnvVar("SOPHOS_CLIENT_SECRET"); the rest comes from SOPHOS_* through the settings at run time. Nothing
-    connects until such a tenant's pass starts; the connection is shared by the run's tenants."""
+    def _connection(self, integration):
+        if self._connections is None:
+            self._connections = {}
+        if integration.name not in self._connections:
+            self._connections[integration.name] = integration.connect(current_settings())
+        return self._connections[integration.name]
 
-    client_secret: str | None = Field(default=None, repr=False)
-    _connection: SophosConnection | None = PrivateAttr(default=None)
-
-    def connection(self) -> SophosConnection:
-        if self._connection is None:
-            settings = current_settings()
-            secret = self.client_secret or (
-                settings.sophos_client_secret and settings.sophos_client_secret.get_secret_value()
-            )
-            unset = [
-                name
-                for name, value in (("SOPHOS_CLIENT_ID", settings.sophos_client_id), ("SOPHOS_CLIENT_SECRET", secret))
-                if not value
-            ]
-            if unset:
-                raise SophosNotConfigured(
-                    f"{' and '.join(unset)} not set: API-read Sophos sources need the partner credential"
-                )
-            self._connection = SophosConnection(
-                SophosSettings(settings.sophos_client_id, secret, settings.sophos_auth_url, settings.sophos_global_url)
-            )
-        return self._connection
-
-    def sources_refresher(self) -> Callable[[Engine, str], dict[str, dict]]:
-        """For the tenant pass: its Sophos source refreshed when it is read from the API; figures by stage."""
+    def refresher(self, only: set[str] | None = None) -> Callable[[Engine, str], dict[str, dict]]:
+        """For the tenant pass: each of its sources read from an API refreshed (`only`: those source ids);
+        the reads' figures by snapshot stage."""
 
         def refresh(engine: Engine, tenant: str) -> dict[str, dict]:
-            figures = refresh_sophos_snapshot(engine, tenant, connect=self.connection)
-            return {SOPHOS.snapshot_asset: figures} if figures else {}
+            fetched = {}
+            for stage, integration in SOURCE_STAGES.items():
+                chosen = self.integrations is None or integration.name in self.integrations
+                if (
+                    not chosen
+                    or integration.refresh is None
+                    or (only is not None and integration.source_id not in only)
+                ):
+                    continue
+                figures = integration.refresh(engine, tenant, connect=partial(self._connection, integration))
+                if figures:
+                    fetched[stage] = figures
+            return fetched
 
         return refresh
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        for connection in (self._connections or {}).values():
+            connection.close()
 
 
 class NotifierResource(ConfigurableResource):
@@ -202,6 +197,6 @@ def resources_from_env() -> dict:
         "nats": env_fed(NatsResource, url="NATS_URL"),
         "graph": env_fed(GraphResource, client_secret="GRAPH_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
         "prometheus": pushgateway(),
-        "sophos": env_fed(SophosResource, client_secret="SOPHOS_CLIENT_SECRET"),  # noqa: S106 (a variable's name)
+        "sources": SourcesResource(),
         "notifier": env_fed(NotifierResource, secret_key="MSPBYTE_SECRET_KEY"),  # noqa: S106 (a variable's name)
     }

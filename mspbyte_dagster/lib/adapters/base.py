@@ -107,6 +107,11 @@ class Integration:
     analyses: tuple[Callable, ...] = ()
     alert_types: tuple[str, ...] = ()
     settings: tuple[Setting, ...] = ()  # its environment variables (its reader's credential, its hosts)
+    # its reader, for data sources read from its API: a connection made from the settings (closed after the
+    # run), and refresh(engine, tenant, connect) -> the read's figures, or None when the tenant's source of
+    # this integration is not read from the API
+    connect: Callable[[object], object] | None = None
+    refresh: Callable[..., dict | None] | None = None
     guard_counts: Callable[[Snapshot], dict] = lambda snapshot: {}
     hold_reason: Callable[[dict | None, dict], str | None] = lambda baseline, current: None
 

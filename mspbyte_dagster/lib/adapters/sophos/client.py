@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from mspbyte_dagster.lib.adapters.http import Connection, ReadStats, RetryPolicy
+from mspbyte_dagster.lib.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -303,3 +304,22 @@ class SophosClient:
 
     def _send(self, method: str, host: str, path: str, **options) -> httpx.Response:
         return self.connection.send(method, host, path, who=self.who, stats=self.stats, headers=self.headers, **options)
+
+
+class SophosNotConfigured(InputError):
+    """A tenant's Sophos source is read from the API, and the partner credential is not set."""
+
+
+def connect(settings) -> SophosConnection:
+    """The partner's connection, from the settings Sophos declares (SOPHOS_*)."""
+    secret = settings.sophos_client_secret.get_secret_value() if settings.sophos_client_secret else None
+    unset = [
+        name
+        for name, value in (("SOPHOS_CLIENT_ID", settings.sophos_client_id), ("SOPHOS_CLIENT_SECRET", secret))
+        if not value
+    ]
+    if unset:
+        raise SophosNotConfigured(f"{' and '.join(unset)} not set: API-read Sophos sources need the partner credential")
+    return SophosConnection(
+        SophosSettings(settings.sophos_client_id, secret, settings.sophos_auth_url, settings.sophos_global_url)
+    )

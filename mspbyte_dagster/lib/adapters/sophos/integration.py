@@ -8,12 +8,20 @@ from typing import TYPE_CHECKING
 from mspbyte_dagster.lib.adapters.base import EntitySource, Integration, Setting, SubResource
 from mspbyte_dagster.lib.adapters.sophos import files
 from mspbyte_dagster.lib.adapters.sophos.analysis import ALERT_TYPES, endpoint_findings, firewall_findings
+from mspbyte_dagster.lib.adapters.sophos.client import connect
 from mspbyte_dagster.lib.adapters.sophos.linking import SophosLinker
 
 if TYPE_CHECKING:
     from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 
 MIN_ENDPOINTS_FOR_DROP_CHECK = 20
+
+
+def refresh(engine, tenant: str, *, connect) -> dict | None:
+    """The source read from Sophos Central (imported here: the reader's snapshots ask the registration)."""
+    from mspbyte_dagster.lib.adapters.sophos.sync import refresh_sophos_snapshot
+
+    return refresh_sophos_snapshot(engine, tenant, connect=connect)
 
 
 def licences(content: list[dict]) -> list[dict]:
@@ -74,6 +82,8 @@ INTEGRATION = Integration(
         Setting("SOPHOS_AUTH_URL", "https://id.sophos.com", url=True),
         Setting("SOPHOS_GLOBAL_URL", "https://api.central.sophos.com", url=True),
     ),
+    connect=connect,
+    refresh=refresh,
     guard_counts=guard_counts,
     hold_reason=hold_reason,
 )
