@@ -71,7 +71,9 @@ def test_a_killed_test_run_leaves_no_server_to_reuse():
         time.sleep(0.05)
     assert not services._alive(started["pid"]), "the server outlived its killed test run"
     assert not services.answers(f"nats://127.0.0.1:{started['port']}")
-    assert Path(started["folder"]) in services.sweep_leftovers()
+    swept = services.sweep_leftovers()
+    # another test run on this machine may sweep the dead run's folder first (it belongs to no live run)
+    assert Path(started["folder"]) in swept or not Path(started["folder"]).exists()
     assert not Path(started["folder"]).exists()
 
 
