@@ -121,7 +121,7 @@ def test_another_integrations_snapshot_joins_a_registered_tenant_as_its_own_data
 def test_tenants_add_source_links_a_tenant_to_its_customer_elsewhere(app_env, tmp_path, demo):
     assert mspbyte("tenants", "import", str(write_folder(tmp_path / "m365", minimal_files())))[0] == 0
     code, _, err = mspbyte("tenants", "add-source", "contoso", "demo", "--param", "other=1")
-    assert code == 2 and "takes exactly --param demoId=VALUE" in err
+    assert code == 2 and "takes exactly --param demo_id=VALUE (or demoId=VALUE)" in err
     assert mspbyte("tenants", "add-source", "contoso", "nothing", "--param", "demoId=1")[0] == 2
     assert mspbyte("tenants", "add-source", "nobody", "demo", "--param", "demoId=d-9")[0] == 2
     code, out, _ = mspbyte("tenants", "add-source", "contoso", "demo", "--param", "demoId=d-9")

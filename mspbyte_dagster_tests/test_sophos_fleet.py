@@ -94,7 +94,7 @@ def test_an_api_read_sophos_source_is_refreshed_from_sophos_central_by_the_pass(
             "SSL_CERT_FILE": str(fake.ca_file),
         }.items():
             monkeypatch.setenv(name, value)
-        assert mspbyte("tenants", "add-source", tenant, "sophos", "--param", f"sophosTenantId={customer}")[0] == 0
+        assert mspbyte("tenants", "add-source", tenant, "sophos", "--param", f"sophos_tenant_id={customer}")[0] == 0
         code, out_text, err = mspbyte("run", "--tenant", tenant)
     assert code == 0, err
     listed = json.loads(mspbyte("alerts", "list", "--tenant", tenant, "--json")[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -148,9 +149,11 @@ def tenants_add_source(tenant: str, integration: str, params: tuple[str, ...]) -
         fail(
             f"{integration!r} is no integration a source can be added for (Microsoft 365: `tenants add`); known: {others}"
         )
-    given = dict(param.partition("=")[::2] for param in params)
+    # the binding by its tenant.json name (sophosTenantId) or in snake case (sophos_tenant_id)
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", found.binding).lower()
+    given = {found.binding if name == snake else name: value for name, value in (p.partition("=")[::2] for p in params)}
     if set(given) != {found.binding} or not all(given.values()):
-        fail(f"{integration} takes exactly --param {found.binding}=VALUE")
+        fail(f"{integration} takes exactly --param {snake}=VALUE (or {found.binding}=VALUE)")
     with app_engine().begin() as conn:
         tenant_store.require_tenant(conn, tenant)
         known = (tenant_store.source_params(conn, tenant, found.name) or {}).get(found.binding)
