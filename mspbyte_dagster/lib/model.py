@@ -20,6 +20,7 @@ ALERT_STATUSES = ("active", "suppressed", "resolved")
 MAX_SUPPRESSION = timedelta(days=90)  # the longest an operator may silence an alert
 # A tenant pass's stages, in data-flow order (the Dagster assets, the ledger's figures, the bench).
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True))  # most severe first
 STAGES = ("m365_snapshot", "entities", "relationships", "tenant_context", "findings", "alerts")
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mspbyte_dagster.lib.alerts import ACTIONS
 from mspbyte_dagster.lib.flags import FeatureFlagManager
-from mspbyte_dagster.lib.model import SEVERITY_RANK, STAGES
+from mspbyte_dagster.lib.model import SEVERITIES, STAGES
 from mspbyte_dagster.lib.store.metric_totals import DURATION_BUCKETS, Figures, current_figures, latest_durations
 from mspbyte_dagster.lib.store.schema import alerts, tenants
 
@@ -42,7 +42,6 @@ RUN_STATUSES = ("succeeded", "failed", "held", "skipped")
 EXECUTION_STATUS = {"succeeded": "success", "failed": "failure"}
 NOT_RUN = ("held", "skipped", "accepted_drop")
 PASS_STATUSES = (*RUN_STATUSES, "accepted_drop")
-SEVERITIES = tuple(sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True))
 
 
 @contextmanager

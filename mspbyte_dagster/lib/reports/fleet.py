@@ -9,13 +9,12 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Connection
 
-from mspbyte_dagster.lib.model import SEVERITY_RANK
+from mspbyte_dagster.lib.model import SEVERITIES
 from mspbyte_dagster.lib.reports.posture import FIGURES
 from mspbyte_dagster.lib.reports.spreadsheet import csv_bytes
 from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store import reports
 
-SEVERITIES = sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True)
 # Attention: open alerts weighted by severity (a critical outweighs a page of lows).
 WEIGHTS = {"critical": 100, "high": 10, "medium": 3, "low": 1}
 SHOWN = 10

@@ -18,12 +18,11 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import Connection
 
-from mspbyte_dagster.lib.model import SEVERITY_RANK
+from mspbyte_dagster.lib.model import SEVERITIES, SEVERITY_RANK
 from mspbyte_dagster.lib.reports.spreadsheet import csv_bytes, xlsx_bytes
 from mspbyte_dagster.lib.store import reports
 
 HISTORY_PASSES = 30
-SEVERITIES = sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True)  # critical first
 COLOURS = {"critical": "#7b1fa2", "high": "#d32f2f", "medium": "#f57c00", "low": "#1976d2"}
 POSTURE_LABELS = {
     "enabled_members": "Enabled member accounts",
