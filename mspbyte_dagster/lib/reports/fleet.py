@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from mspbyte_dagster.lib.model import SEVERITIES
-from mspbyte_dagster.lib.reports.posture import FIGURES
+from mspbyte_dagster.lib.reports.posture import FIGURES, shown_figure
 from mspbyte_dagster.lib.reports.spreadsheet import csv_bytes
 from mspbyte_dagster.lib.shown import markdown_cell
 from mspbyte_dagster.lib.store import reports
@@ -66,13 +66,9 @@ def most_in_need(frame: pd.DataFrame) -> str:
     for row in needing.itertuples():
         lines.append(
             f"| {markdown_cell(f'{row.name} ({row.tenant})')} | {row.open_critical} | {row.open_high} | "
-            f"{row.open_medium} | {row.open_low} | {_known(row.mfa_enforced_pct)} | {_known(row.ca_covered_pct)} |"
+            f"{row.open_medium} | {row.open_low} | {shown_figure(row.mfa_enforced_pct)} | {shown_figure(row.ca_covered_pct)} |"
         )
     return "\n".join(lines)
-
-
-def _known(value) -> str:
-    return "not known" if value is None or pd.isna(value) else str(value)
 
 
 def exports(frame: pd.DataFrame) -> dict[str, bytes]:

@@ -24,6 +24,14 @@ FIGURES = (
 )
 
 
+def shown_figure(value) -> str:
+    """A figure as a person reads it: "not known" for a figure whose inputs were not read (None, or NaN in
+    a frame), a float without a needless ".0" (a table of mixed figures would make every number a float)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "not known"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy import Connection
 
 from mspbyte_dagster.lib.model import SEVERITIES, SEVERITY_RANK
+from mspbyte_dagster.lib.reports.posture import shown_figure
 from mspbyte_dagster.lib.reports.spreadsheet import csv_bytes, xlsx_bytes
 from mspbyte_dagster.lib.store import reports
 
@@ -117,24 +118,19 @@ def _by_type(active: pd.DataFrame) -> pd.DataFrame:
 
 
 def posture_table(report: TenantReport) -> pd.DataFrame:
-    rows = [{"figure": label, "value": _shown(report.posture.get(key))} for key, label in POSTURE_LABELS.items()]
+    rows = [{"figure": label, "value": shown_figure(report.posture.get(key))} for key, label in POSTURE_LABELS.items()]
     for source, figures in report.posture.items():  # other integrations' figures, where the tenant has them
         if isinstance(figures, dict) and source != "licence_waste_units":
             rows += [
-                {"figure": f"{source}: {name.replace('_', ' ')}", "value": _shown(value)}
+                {"figure": f"{source}: {name.replace('_', ' ')}", "value": shown_figure(value)}
                 for name, value in figures.items()
             ]
     waste = report.posture.get("licence_waste_units")
     if waste is None:
         rows.append({"figure": "Licences wasted", "value": "not known"})
     for sku, units in (waste or {}).items():
-        rows.append({"figure": f"Licences wasted: {sku}", "value": _shown(units)})
+        rows.append({"figure": f"Licences wasted: {sku}", "value": shown_figure(units)})
     return pd.DataFrame(rows, columns=["figure", "value"], dtype=object)
-
-
-def _shown(value) -> str:
-    """A figure as the customer reads it (a table of mixed figures would make every number a float)."""
-    return "not known" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def chart_svg(history: pd.DataFrame) -> str:
