@@ -127,6 +127,7 @@ def test_tenants_add_source_links_a_tenant_to_its_customer_elsewhere(app_env, tm
     code, out, _ = mspbyte("tenants", "add-source", "contoso", "demo", "--param", "demoId=d-9")
     assert code == 0 and "demo data source demo with demoId=d-9" in out
     assert sources(app_env)["demo"] == ("demo", "api", {"demoId": "d-9"}, False)
-    assert mspbyte("tenants", "add-source", "contoso", "demo", "--param", "demoId=d-8")[0] == 2
+    code, _, err = mspbyte("tenants", "add-source", "contoso", "demo", "--param", "demoId=d-8")
+    assert code == 2 and "demo data source is demoId d-9, not d-8: refused, nothing was changed" in err
     code, _, err = mspbyte("tenants", "import", str(demo_folder(tmp_path, "d-1")))
     assert code == 2 and "not d-1" in err

@@ -141,6 +141,7 @@ def tenants_add_source(tenant: str, integration: str, params: tuple[str, ...]) -
     """Link a registered tenant to its customer in another integration's source system (the generic form every
     integration but Microsoft 365 uses; its binding is then fixed)."""
     from mspbyte_dagster.lib.adapters.registry import DEFAULT, INTEGRATIONS
+    from mspbyte_dagster.lib.onboarding import bind_source
     from mspbyte_dagster.lib.store import tenants as tenant_store
 
     found = INTEGRATIONS.get(integration)
@@ -156,10 +157,7 @@ def tenants_add_source(tenant: str, integration: str, params: tuple[str, ...]) -
         fail(f"{integration} takes exactly --param {snake}=VALUE (or {found.binding}=VALUE)")
     with app_engine().begin() as conn:
         tenant_store.require_tenant(conn, tenant)
-        known = (tenant_store.source_params(conn, tenant, found.name) or {}).get(found.binding)
-        if known not in (None, given[found.binding]):
-            fail(f"tenant {tenant}'s {integration} data source is {found.binding} {known}: refused")
-        tenant_store.ensure_source(conn, tenant, found.name, found.source_id, "api", given)
+        bind_source(conn, tenant, found, given[found.binding], "api", "tenants add-source")
     click.echo(
         f"tenant {tenant}: {integration} data source {found.source_id} with {found.binding}={given[found.binding]}"
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
+from mspbyte_dagster.lib.adapters.base import Integration
 from mspbyte_dagster.lib.adapters.registry import DEFAULT
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot, SnapshotError, read_snapshot
 from mspbyte_dagster.lib.errors import InputError
@@ -83,15 +84,23 @@ def _joined_source(conn: Connection, snapshot: Snapshot) -> int:
             f"{origin}: tenant {snapshot.key!r} is not registered: a {integration.name} snapshot joins a tenant "
             "registered by a Microsoft 365 import (`mspbyte tenants import`) or `mspbyte tenants add`"
         ) from None
-    params = {integration.binding: snapshot.tenant[integration.binding]} if integration.binding else {}
-    known = tenant_store.source_params(conn, snapshot.key, integration.name) or {}
+    return bind_source(conn, snapshot.key, integration, snapshot.tenant.get(integration.binding), "files", origin)
+
+
+def bind_source(
+    conn: Connection, tenant: str, integration: Integration, customer: str | None, mode: str, origin: str
+) -> int:
+    """The tenant's data source of an integration, bound to its customer in the source system (the value
+    of the integration's binding): fixed once known, so one customer's data never lands under another tenant."""
+    params = {integration.binding: customer} if integration.binding and customer else {}
+    known = tenant_store.source_params(conn, tenant, integration.name) or {}
     for name, value in params.items():
         if known.get(name) not in (None, value):
             raise InputError(
-                f"{origin}: tenant {snapshot.key!r}'s {integration.name} data source is {name} {known[name]}, "
+                f"{origin}: tenant {tenant!r}'s {integration.name} data source is {name} {known[name]}, "
                 f"not {value}: refused, nothing was changed"
             )
-    return tenant_store.ensure_source(conn, snapshot.key, integration.name, integration.source_id, "files", params)
+    return tenant_store.ensure_source(conn, tenant, integration.name, integration.source_id, mode, params)
 
 
 def import_folders(engine: Engine, folders: list[Path]) -> list[ImportedSnapshot]:
