@@ -137,8 +137,10 @@ def test_channels_test_sends_now_and_says_when_it_did_not_arrive(keyed, receiver
     receiver.answers = [(401, {}, "bad signature")]
     code, _, err = mspbyte("notify", "channels", "test", "psa")
     assert code == 1 and "not delivered: HTTP 401: bad signature" in err
+    assert mspbyte("notify", "routes", "add", "--channel", "psa")[0] == 0
     assert mspbyte("notify", "channels", "remove", "psa")[0] == 0
     assert mspbyte("notify", "channels", "test", "psa")[0] == 2
+    assert json.loads(mspbyte("notify", "routes", "list", "--json")[1]) == []  # its routes went with it
 
 
 def test_dead_letters_are_listed_with_the_answer_and_retried_by_hand(keyed, tmp_path, receiver):

@@ -212,8 +212,8 @@ def report_stage(state: PassState) -> dict:
     now = state.options.now()
     with module("TenantReport"):
         report = build_report(state.conn, state.tenant, reports.tenant_name(state.conn, state.tenant), now)
-        files = render(report)
         figures = report.figures()
+        files = render(report, figures)
         report_id = reports.save_report(
             state.conn,
             state.tenant,

@@ -203,12 +203,12 @@ th{background:#f5f5f5} .num{text-align:right}
 )
 
 
-def render(report: TenantReport) -> dict[str, bytes]:
+def render(report: TenantReport, figures: dict) -> dict[str, bytes]:
     """html, csv (the open alerts) and xlsx (every table, a sheet each)."""
     posture = posture_table(report)
     html = TEMPLATE.render(
         report=report,
-        figures=report.figures(),
+        figures=figures,
         posture=posture.to_dict("records"),
         by_type=report.by_type.to_dict("records"),
         severities=SEVERITIES,

@@ -59,11 +59,8 @@ def channels_by_id(conn: Connection, ids: set[int]) -> dict[int, object]:
 
 
 def remove_channel(conn: Connection, name: str) -> None:
-    """The channel, and its routes and messages with it."""
-    found = channel(conn, name)
-    conn.execute(delete(notification_outbox).where(notification_outbox.c.channel_id == found.id))
-    conn.execute(delete(notification_routes).where(notification_routes.c.channel_id == found.id))
-    conn.execute(delete(notification_channels).where(notification_channels.c.id == found.id))
+    """The channel; its routes and messages go with it (their foreign keys cascade)."""
+    conn.execute(delete(notification_channels).where(notification_channels.c.id == channel(conn, name).id))
 
 
 def add_route(conn: Connection, channel_id: int, now: datetime, **route) -> int:
