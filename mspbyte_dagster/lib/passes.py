@@ -87,7 +87,6 @@ class SourceRead:
     data_source_id: int
     snapshot_id: int
     snapshot: Snapshot
-    counts: dict
     held: str | None = None
 
 

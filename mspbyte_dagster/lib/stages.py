@@ -33,7 +33,7 @@ def snapshot_stage(state: PassState) -> dict:
     state.snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
     counts, baseline, held = _guarded(state, state.snapshot)
     state.guard = {"counts": counts, "baseline": baseline, "held": held}
-    return _snapshot_figures(state, current.seq, state.snapshot, held) | {
+    return _snapshot_figures(current.seq, state.snapshot, held) | {
         "flags": state.options.flags.tenant_values(state.tenant),
         "paths": state.paths,
     }
@@ -48,11 +48,11 @@ def source_snapshot_stage(state: PassState, stage: str) -> dict:
         return {"data_source": None}  # the tenant has no data source of this integration
     snapshot = load_snapshot(state.conn, state.tenant, current.snapshot_id)
     counts, baseline, held = _guarded(state, snapshot)
-    state.sources[stage] = SourceRead(integration, current.data_source_id, current.snapshot_id, snapshot, counts, held)
+    state.sources[stage] = SourceRead(integration, current.data_source_id, current.snapshot_id, snapshot, held)
     # a held source's previous figures stay the baseline: its drop is never accepted by a later pass
     kept = {measure: (baseline or {}).get(measure) for measure in counts} if held else counts
     state.guard["counts"] = (state.guard.get("counts") or {}) | kept
-    return {"data_source": integration.source_id} | _snapshot_figures(state, current.seq, snapshot, held)
+    return {"data_source": integration.source_id} | _snapshot_figures(current.seq, snapshot, held)
 
 
 def _guarded(state: PassState, snapshot) -> tuple[dict, dict | None, str | None]:
@@ -70,7 +70,7 @@ def _guarded(state: PassState, snapshot) -> tuple[dict, dict | None, str | None]
     return counts, baseline, held
 
 
-def _snapshot_figures(state: PassState, seq: int, snapshot, held: str | None) -> dict:
+def _snapshot_figures(seq: int, snapshot, held: str | None) -> dict:
     return {
         "snapshot": seq,
         "captured_at": snapshot.tenant["capturedAt"],
