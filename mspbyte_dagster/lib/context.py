@@ -248,20 +248,14 @@ def tenant_header(row) -> TenantHeader:
     )
 
 
-def live_entities_query(tenant: str, data_source_id: int):
-    return select(
-        entities.c.id, entities.c.entity_type, entities.c.external_id, entities.c.state, entities.c.data
-    ).where(
-        entities.c.tenant == tenant,
-        entities.c.data_source_id == data_source_id,
-        entities.c.deleted_at.is_(None),
-    )
-
-
-def sources_entities_query(tenant: str, data_source_ids: list[int]):
+def live_entities_query(tenant: str, data_source_id: int | list[int]):
+    """The live entities of one data source, or of several (a list of ids)."""
     c = entities.c
+    of_source = (
+        c.data_source_id.in_(data_source_id) if isinstance(data_source_id, list) else c.data_source_id == data_source_id
+    )
     return select(c.id, c.entity_type, c.external_id, c.state, c.data).where(
-        c.tenant == tenant, c.data_source_id.in_(data_source_ids), c.deleted_at.is_(None)
+        c.tenant == tenant, of_source, c.deleted_at.is_(None)
     )
 
 
@@ -329,7 +323,7 @@ def read_other_sources(conn: Connection, tenant: str, header: TenantHeader) -> O
     return OtherSources(
         ids,
         {source.integration: source_inputs(source) for source in other},
-        _rows(conn.execute(sources_entities_query(tenant, ids))),
+        _rows(conn.execute(live_entities_query(tenant, ids))),
         list(conn.execute(removed_users_query(tenant, header.data_source_id))),
     )
 
