@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,8 @@ class PrivatePostgres(PrivateServer):
     def prepare(self) -> None:
         if os.geteuid() == 0:
             os.chown(self.folder, *_nobody())
+            if not _reachable_by_others(self.binary):
+                self.binary = self._copied_for_nobody()
         initdb = self.binary.parent / "initdb"
         done = subprocess.run(
             [str(initdb), "-D", str(self.folder / "data"), "-U", "postgres", "--auth=trust", "--encoding=UTF8"]
@@ -246,6 +249,19 @@ class PrivatePostgres(PrivateServer):
         )
         if done.returncode:
             raise ServiceFailed(f"initdb ({initdb}) failed with code {done.returncode}:\n{done.stderr[-2000:]}")
+
+    def _copied_for_nobody(self) -> Path:
+        """A checkout in a private folder (`mktemp -d` makes it 0700): nobody cannot reach its .venv, so the
+        server runs from a copy in its own folder, laid out as installed (pgserver's binaries find their
+        vendored libraries through $ORIGIN/../../../pgserver.libs)."""
+        installation = self.binary.parent.parent  # .../pgserver/pginstall
+        package = installation.parent
+        copy = self.folder / package.name / installation.name
+        shutil.copytree(installation, copy, symlinks=True)
+        libraries = package.parent / f"{package.name}.libs"
+        if libraries.is_dir():
+            shutil.copytree(libraries, self.folder / libraries.name, symlinks=True)
+        return copy / "bin" / self.binary.name
 
     def command(self) -> list[str]:
         return [
@@ -271,6 +287,11 @@ class PrivatePostgres(PrivateServer):
         return _first_existing(
             package and package / "pginstall" / "bin" / "postgres", shutil.which("postgres"), *debian
         )
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user that owns none of the way (nobody) can reach and run `path`."""
+    return all(part.stat().st_mode & stat.S_IXOTH for part in (path, *path.parents))
 
 
 def _nobody() -> tuple[int, int]:
