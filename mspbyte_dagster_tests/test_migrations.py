@@ -6,11 +6,14 @@ from sqlalchemy import inspect, text
 from mspbyte_dagster.lib.store.db import (
     DatabaseNotReadyError,
     current_revision,
+    downgrade,
     engine_for,
     head_revision,
     require_migrated,
     upgrade,
 )
+from mspbyte_dagster_tests import services
+from mspbyte_dagster_tests.conftest import DATABASES
 
 TABLES = {
     "tenants",
@@ -50,9 +53,51 @@ def test_alerts_unique_on_the_fingerprint_and_indexed_by_tenant_and_status(engin
     assert ["tenant", "status"] in indexes
 
 
-def test_relationships_by_tenant_and_type(engine):
+EDGE_KEY = ["tenant", "relationship_type", "parent_id", "child_id"]
+
+
+def test_relationships_are_keyed_by_what_they_join_and_nothing_else(engine):
+    """One index to fill per edge: a large tenant writes tens of thousands of them per first pass."""
+    inspector = inspect(engine)
+    assert inspector.get_pk_constraint("entity_relationships")["constrained_columns"] == EDGE_KEY
+    assert inspector.get_indexes("entity_relationships") == []
+    assert "id" not in [c["name"] for c in inspector.get_columns("entity_relationships")]
+
+
+@pytest.fixture(params=DATABASES)
+def unmigrated_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+        return
+    with services.scratch_database(request.getfixturevalue("postgres_admin_url"), "_m", migrate=False) as url:
+        yield url
+
+
+def test_keying_edges_by_what_they_join_keeps_every_edge_both_ways(unmigrated_url):
+    engine = engine_for(unmigrated_url)
+    upgrade(engine, "0013")
+    rows = [(kind, parent, child) for kind in ("member_of", "applies_to") for parent in (1, 2) for child in (3, 4, 5)]
+    insert = text(
+        "INSERT INTO entity_relationships (tenant, data_source_id, relationship_type, parent_id, child_id, created_at)"
+        " VALUES ('t1', 1, :kind, :parent, :child, CURRENT_TIMESTAMP)"
+    )
+    read = text("SELECT relationship_type, parent_id, child_id FROM entity_relationships")
+    with engine.begin() as conn:
+        conn.execute(insert, [{"kind": k, "parent": p, "child": c} for k, p, c in rows])
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(read).all()) == sorted(rows)
+    downgrade(engine, "0013")
+    with engine.connect() as conn:
+        assert sorted(conn.execute(read).all()) == sorted(rows)
+        ids = conn.execute(text("SELECT id FROM entity_relationships")).scalars().all()
+    assert len(set(ids)) == len(rows) and None not in ids
     uniques = [u["column_names"] for u in inspect(engine).get_unique_constraints("entity_relationships")]
-    assert ["tenant", "relationship_type", "parent_id", "child_id"] in uniques
+    assert EDGE_KEY in uniques
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(read).all()) == sorted(rows)
+    engine.dispose()
 
 
 def test_every_tenant_data_table_leads_with_tenant(engine):

@@ -300,7 +300,8 @@ def source_inputs(row) -> SourceInputs:
 
 
 def _rows(result) -> list[EntityRow]:
-    return [EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data) for r in result]
+    """Fetched whole: psycopg's row-at-a-time fetch costs more than the rows' decoding."""
+    return [EntityRow(*row) for row in result.all()]
 
 
 @dataclass
@@ -340,5 +341,5 @@ class DataContextLoader:
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
         other = read_other_sources(self.conn, tenant, header)
         rows = _rows(self.conn.execute(live_entities_query(tenant, header.data_source_id)))
-        edges = self.conn.execute(edges_query(tenant))
+        edges = self.conn.execute(edges_query(tenant)).all()
         return build_context(header, rows, edges, other.rows, other.sources, other.removed)

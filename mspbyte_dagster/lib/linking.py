@@ -30,6 +30,10 @@ class LinkCounts:
         return {"created": self.created, "removed": self.removed, "updated": self.updated, "edges": self.total}
 
 
+def _edge_key(key: EdgeKey) -> dict:
+    return {"edge_type": key[0], "edge_parent": key[1], "edge_child": key[2]}
+
+
 def sync_edges(
     conn: Connection,
     tenant: str,
@@ -40,28 +44,25 @@ def sync_edges(
 ) -> LinkCounts:
     """Make a data source's edges what `wanted` says in a handful of statements: read them, bulk delete
     what no longer holds, update changed details, bulk insert the new ones."""
+    c = entity_relationships.c
     existing = {
-        (row.relationship_type, row.parent_id, row.child_id): row
-        for row in conn.execute(
-            select(
-                entity_relationships.c.id,
-                entity_relationships.c.relationship_type,
-                entity_relationships.c.parent_id,
-                entity_relationships.c.child_id,
-                entity_relationships.c.details,
-            ).where(entity_relationships.c.tenant == tenant, entity_relationships.c.data_source_id == source)
-        )
+        (kind, parent, child): details
+        for kind, parent, child, details in conn.execute(
+            select(c.relationship_type, c.parent_id, c.child_id, c.details).where(
+                c.tenant == tenant, c.data_source_id == source
+            )
+        ).all()
     }
     counts = LinkCounts.of(kinds)
     stale = []
-    for key, row in existing.items():
+    for key in existing:
         if key not in wanted:
-            stale.append({"edge_id": row.id})
+            stale.append(_edge_key(key))
             counts.removed[key[0]] += 1
     changed = [
-        {"edge_id": existing[key].id, "new_details": details}
+        _edge_key(key) | {"new_details": details}
         for key, details in wanted.items()
-        if key in existing and existing[key].details != details
+        if key in existing and existing[key] != details
     ]
     fresh = []
     for key, details in wanted.items():
@@ -79,11 +80,16 @@ def sync_edges(
                     "created_at": now,
                 }
             )
-    by_id = (entity_relationships.c.tenant == tenant) & (entity_relationships.c.id == bindparam("edge_id"))
+    by_key = (
+        (c.tenant == tenant)
+        & (c.relationship_type == bindparam("edge_type"))
+        & (c.parent_id == bindparam("edge_parent"))
+        & (c.child_id == bindparam("edge_child"))
+    )
     if stale:
-        conn.execute(delete(entity_relationships).where(by_id), stale)
+        conn.execute(delete(entity_relationships).where(by_key), stale)
     if changed:
-        conn.execute(entity_relationships.update().where(by_id).values(details=bindparam("new_details")), changed)
+        conn.execute(entity_relationships.update().where(by_key).values(details=bindparam("new_details")), changed)
         counts.updated = len(changed)
     bulk_insert(conn, entity_relationships, fresh)
     return counts

@@ -13,6 +13,15 @@ from mspbyte_dagster.lib.linking import LinkCounts
 from mspbyte_dagster.lib.store.schema import entity_relationships as edges
 
 
+def _edge(tenant: str, kind: str, parent: int, child: int):
+    return (
+        (edges.c.tenant == tenant)
+        & (edges.c.relationship_type == kind)
+        & (edges.c.parent_id == parent)
+        & (edges.c.child_id == child)
+    )
+
+
 class LegacyLinker:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -22,14 +31,7 @@ class LegacyLinker:
         counts = LinkCounts.of(RELATIONSHIP_TYPES)
         for (kind, parent, child), details in wanted.items():
             counts.total[kind] += 1
-            row = self.conn.execute(
-                select(edges.c.id, edges.c.details).where(
-                    edges.c.tenant == tenant,
-                    edges.c.relationship_type == kind,
-                    edges.c.parent_id == parent,
-                    edges.c.child_id == child,
-                )
-            ).first()
+            row = self.conn.execute(select(edges.c.details).where(_edge(tenant, kind, parent, child))).first()
             if row is None:
                 counts.created[kind] += 1
                 self.conn.execute(
@@ -45,9 +47,7 @@ class LegacyLinker:
                 )
             elif row.details != details:
                 counts.updated += 1
-                self.conn.execute(
-                    update(edges).where(edges.c.tenant == tenant, edges.c.id == row.id).values(details=details)
-                )
+                self.conn.execute(update(edges).where(_edge(tenant, kind, parent, child)).values(details=details))
         for kind in RELATIONSHIP_TYPES:
             # every parent that has edges, live or not: a deleted group's memberships go too
             parents = (
@@ -61,11 +61,11 @@ class LegacyLinker:
             )
             for parent in parents:
                 for row in self.conn.execute(
-                    select(edges.c.id, edges.c.child_id).where(
+                    select(edges.c.child_id).where(
                         edges.c.tenant == tenant, edges.c.relationship_type == kind, edges.c.parent_id == parent
                     )
                 ).all():
                     if (kind, parent, row.child_id) not in wanted:
                         counts.removed[kind] += 1
-                        self.conn.execute(delete(edges).where(edges.c.tenant == tenant, edges.c.id == row.id))
+                        self.conn.execute(delete(edges).where(_edge(tenant, kind, parent, row.child_id)))
         return counts

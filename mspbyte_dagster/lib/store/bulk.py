@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 
+import orjson
 from sqlalchemy import JSON, Connection, Table, insert
 
 from mspbyte_dagster.lib.store.query_stats import record_statement
+
+
+def _copied(value, is_json: bool):
+    return orjson.dumps(value).decode() if is_json and value is not None else value
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
@@ -17,13 +21,13 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
         conn.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    as_json = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    as_json = [isinstance(table.c[name].type, JSON) for name in columns]
     started = time.perf_counter()
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[n]) if n in as_json and row[n] is not None else row[n] for n in columns])
+                copy.write_row([_copied(row[name], is_json) for name, is_json in zip(columns, as_json, strict=True)])
     finally:
         cursor.close()
     record_statement(f"COPY {table.name}", time.perf_counter() - started)

@@ -159,19 +159,16 @@ entities = Table(
 
 # Derived data the linker rebuilds each pass: no foreign keys (checking them per edge doubled the
 # cost of linking; migration 0004), but the same tenant-led access paths.
-entity_relationships = Table(
+entity_relationships = Table(  # keyed by what an edge joins: one index to fill per edge (migration 0014)
     "entity_relationships",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("tenant", String(64), nullable=False),
+    Column("tenant", String(64), primary_key=True),
+    Column("relationship_type", String(32), primary_key=True),
+    Column("parent_id", Id, primary_key=True, autoincrement=False),
+    Column("child_id", Id, primary_key=True, autoincrement=False),
     Column("data_source_id", Id, nullable=False),
-    Column("relationship_type", String(32), nullable=False),
-    Column("parent_id", Id, nullable=False),
-    Column("child_id", Id, nullable=False),
     Column("details", JSON),
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("tenant", "relationship_type", "parent_id", "child_id"),
-    Index(None, "tenant", "child_id"),
 )
 
 findings = Table(

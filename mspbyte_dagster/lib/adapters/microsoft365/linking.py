@@ -228,12 +228,9 @@ def read_entities(conn: Connection, tenant: str, data_source_id: int) -> list[En
     users = live.with_only_columns(entities.c.id, entities.c.external_id, entities.c.state, user_type, licences)
     rows = [
         EntityRow(id_, "user", external_id, state, {"userType": kind, "assignedLicenses": held})
-        for id_, external_id, state, kind, held in conn.execute(users.where(entities.c.entity_type == "user"))
+        for id_, external_id, state, kind, held in conn.execute(users.where(entities.c.entity_type == "user")).all()
     ]
-    rows += [
-        EntityRow(r.id, r.entity_type, r.external_id, r.state, r.data)
-        for r in conn.execute(live.where(entities.c.entity_type != "user"))
-    ]
+    rows += [EntityRow(*row) for row in conn.execute(live.where(entities.c.entity_type != "user")).all()]
     return rows
 
 
