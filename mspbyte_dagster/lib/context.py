@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, select
 from mspbyte_dagster.lib.adapters.microsoft365.files import DIRECTORY_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
+from mspbyte_dagster.lib.store.bulk import batched_rows
 from mspbyte_dagster.lib.store.schema import data_sources, entities, entity_relationships, snapshots, tenants
 
 USER_ODATA = "#microsoft.graph.user"
@@ -300,8 +301,7 @@ def source_inputs(row) -> SourceInputs:
 
 
 def _rows(result) -> list[EntityRow]:
-    """Fetched whole: psycopg's row-at-a-time fetch costs more than the rows' decoding."""
-    return [EntityRow(*row) for row in result.all()]
+    return [EntityRow(*row) for row in batched_rows(result)]
 
 
 @dataclass
@@ -341,5 +341,5 @@ class DataContextLoader:
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
         other = read_other_sources(self.conn, tenant, header)
         rows = _rows(self.conn.execute(live_entities_query(tenant, header.data_source_id)))
-        edges = self.conn.execute(edges_query(tenant)).all()
+        edges = batched_rows(self.conn.execute(edges_query(tenant)))
         return build_context(header, rows, edges, other.rows, other.sources, other.removed)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from mspbyte_dagster.lib.store.bulk import bulk_insert
+from mspbyte_dagster.lib.store.bulk import batched_rows, bulk_insert
 from mspbyte_dagster.lib.store.schema import entity_relationships
 
 EdgeKey = tuple[str, int, int]  # (relationship type, parent entity id, child entity id)
@@ -47,11 +47,13 @@ def sync_edges(
     c = entity_relationships.c
     existing = {
         (kind, parent, child): details
-        for kind, parent, child, details in conn.execute(
-            select(c.relationship_type, c.parent_id, c.child_id, c.details).where(
-                c.tenant == tenant, c.data_source_id == source
+        for kind, parent, child, details in batched_rows(
+            conn.execute(
+                select(c.relationship_type, c.parent_id, c.child_id, c.details).where(
+                    c.tenant == tenant, c.data_source_id == source
+                )
             )
-        ).all()
+        )
     }
     counts = LinkCounts.of(kinds)
     stale = []

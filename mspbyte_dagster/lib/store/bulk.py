@@ -1,11 +1,13 @@
-"""Bulk inserts: PostgreSQL COPY, SQLite executemany. One statement whatever the row count."""
+"""Bulk reads and inserts. Inserts: PostgreSQL COPY, SQLite executemany, one statement whatever the row
+count. Reads: rows fetched in batches, not one at a time."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import orjson
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, CursorResult, Table, insert
 
 from mspbyte_dagster.lib.store.query_stats import record_statement
 
@@ -31,3 +33,10 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     finally:
         cursor.close()
     record_statement(f"COPY {table.name}", time.perf_counter() - started)
+
+
+def batched_rows(result: CursorResult, size: int = 10_000) -> Iterator:
+    """A large result's rows, fetched `size` at a time: psycopg's row-at-a-time fetch cost more than the
+    rows' decoding, and a whole fetch holds every row object at once (370,000 edges at 50,000 users)."""
+    for batch in result.partitions(size):
+        yield from batch

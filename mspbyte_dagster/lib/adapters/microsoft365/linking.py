@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from mspbyte_dagster.lib.context import GROUP_ODATA, USER_ODATA, EntityRow, live_entities_query
 from mspbyte_dagster.lib.linking import EdgeKey, LinkCounts, sync_edges
+from mspbyte_dagster.lib.store.bulk import batched_rows
 from mspbyte_dagster.lib.store.schema import entities
 
 RELATIONSHIP_TYPES = ("member_of", "assigned_role", "eligible_role", "applies_to", "has_license")
@@ -228,9 +229,11 @@ def read_entities(conn: Connection, tenant: str, data_source_id: int) -> list[En
     users = live.with_only_columns(entities.c.id, entities.c.external_id, entities.c.state, user_type, licences)
     rows = [
         EntityRow(id_, "user", external_id, state, {"userType": kind, "assignedLicenses": held})
-        for id_, external_id, state, kind, held in conn.execute(users.where(entities.c.entity_type == "user")).all()
+        for id_, external_id, state, kind, held in batched_rows(
+            conn.execute(users.where(entities.c.entity_type == "user"))
+        )
     ]
-    rows += [EntityRow(*row) for row in conn.execute(live.where(entities.c.entity_type != "user")).all()]
+    rows += [EntityRow(*row) for row in batched_rows(conn.execute(live.where(entities.c.entity_type != "user")))]
     return rows
 
 
