@@ -15,7 +15,7 @@ ifeq ($(origin DAGSTER_HOME),undefined)
 export DAGSTER_HOME := $(DEFAULT_HOME)
 endif
 
-.PHONY: install demo test test-fast home ui python
+.PHONY: install demo test test-fast home ui python prod-up prod-down prod-status
 
 python:
 	@case " $(SUPPORTED_PYTHONS) " in *" $(PY_VERSION) "*) ;; \
@@ -61,3 +61,14 @@ test: install
 # The quick loop: no PostgreSQL, Redis or NATS, and none of the tests that take a second or more.
 test-fast: install
 	$(BIN)/python -m pytest -m "not services and not slow"
+
+# The production stack on this machine (README "Deployments"): every production variable must be set.
+WORKERS ?= 2
+prod-up: install
+	$(BIN)/mspbyte prod up --workers $(WORKERS)
+
+prod-down: install
+	$(BIN)/mspbyte prod down
+
+prod-status: install
+	$(BIN)/mspbyte prod status

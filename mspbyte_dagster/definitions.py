@@ -9,6 +9,7 @@ from mspbyte_dagster.defs.jobs import tenant_pipeline_job, tenant_reports_job
 from mspbyte_dagster.defs.notifications import notification_delivery, notification_outbox_sensor
 from mspbyte_dagster.defs.reports import fleet_posture, fleet_posture_job, fleet_posture_sensor
 from mspbyte_dagster.defs.resources import resources_from_env
+from mspbyte_dagster.defs.run_outcomes import pass_outcomes_sensor
 from mspbyte_dagster.defs.schedules import tenant_refresh_schedule, tenant_report_schedule
 from mspbyte_dagster.defs.sensors import sync_event_sensor, tenant_freshness_sensor, tenant_registry_sensor
 from mspbyte_dagster.settings import apply_log_level, current_settings
@@ -30,6 +31,7 @@ defs = Definitions(
         tenant_freshness_sensor,
         notification_outbox_sensor,
         fleet_posture_sensor,
+        pass_outcomes_sensor,
     ],
     schedules=[tenant_refresh_schedule, tenant_report_schedule],
     resources=resources_from_env(),

@@ -57,6 +57,7 @@ class SettingsError(InputError):
 # Variables whose values never appear in an error, a log line or a repr.
 SECRET_VARIABLES = frozenset(
     {"DATABASE_URL", "REDIS_URL", "GRAPH_CLIENT_SECRET", "CONVEX_API_KEY", "MSPBYTE_SECRET_KEY"}
+    | {"DAGSTER_PG_URL", "CELERY_BROKER_URL", "CELERY_BACKEND_URL"}
     | {setting.variable for integration in INTEGRATIONS.values() for setting in integration.settings if setting.secret}
 )
 
@@ -80,6 +81,21 @@ def _database_url(value: str) -> str:
         raise ValueError(f"names the unsupported database {url.get_backend_name()!r}: use postgresql:// or sqlite:///")
     if url.get_backend_name() == "postgresql" and not url.database:
         raise ValueError("names no database: add /<database> to the URL")
+    return value
+
+
+def _dagster_pg_url(value: str) -> str:
+    """dagster-postgres sends `NOTIFY run_events, %(id)s`, which only psycopg2 accepts: with SQLAlchemy 2.1
+    a bare postgresql:// picks psycopg 3 and every run event then fails with a syntax error."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("is not a database URL: use postgresql+psycopg2://user@host:5432/dagster") from None
+    if url.drivername != "postgresql+psycopg2" or not url.database:
+        raise ValueError(
+            "must be postgresql+psycopg2://user@host:5432/<database> (dagster-postgres needs the psycopg2 driver "
+            "and a database)"
+        )
     return value
 
 
@@ -132,6 +148,17 @@ class DeclaredSettings(BaseModel):
     dagster_home: Path = Field(alias="DAGSTER_HOME")
     redis_url: Annotated[str, _url_of(("redis", "rediss", "unix"))] | None = Field(None, alias="REDIS_URL", repr=False)
     nats_url: Annotated[str, _url_of(("nats", "tls", "ws", "wss"))] | None = Field(None, alias="NATS_URL")
+    # Production (deploy/dagster.yaml): Dagster's own storage, and Celery's broker and result backend.
+    dagster_pg_url: Annotated[str, AfterValidator(_dagster_pg_url)] | None = Field(
+        None, alias="DAGSTER_PG_URL", repr=False
+    )
+    celery_broker_url: Annotated[str, _url_of(("redis", "rediss"))] | None = Field(
+        None, alias="CELERY_BROKER_URL", repr=False
+    )
+    celery_backend_url: Annotated[str, _url_of(("redis", "rediss"))] | None = Field(
+        None, alias="CELERY_BACKEND_URL", repr=False
+    )
+    celery_queue_name: Annotated[str, AfterValidator(_namespace)] | None = Field(None, alias="CELERY_QUEUE")
     # Prefix of NATS stream names, subjects and Redis keys: installations sharing a server stay apart.
     namespace: Annotated[str, AfterValidator(_namespace)] | None = Field(None, alias="MSPBYTE_NAMESPACE")
     flag_defaults: dict[str, FlagDefault]
@@ -181,6 +208,20 @@ class DeclaredSettings(BaseModel):
             for flag, default in FLAG_DEFAULTS.items()
         }
         return values
+
+    def instance_variables(self) -> dict[str, str]:
+        """The {env: X} values a dagster.yaml of ours may name that have a default here: set where unset,
+        so an instance loads wherever these settings do (the result backend defaults to the broker)."""
+        defaults = {"MAX_CONCURRENT_JOBS": str(self.max_concurrent_jobs), "CELERY_QUEUE": self.celery_queue}
+        if self.celery_broker_url:
+            defaults["CELERY_BACKEND_URL"] = self.celery_backend_url or self.celery_broker_url
+        return defaults
+
+    @property
+    def celery_queue(self) -> str:
+        """The Celery queue this installation's runs go to and its workers read: CELERY_QUEUE, else one
+        per MSPBYTE_NAMESPACE (installations sharing a broker stay apart, like their streams and keys)."""
+        return self.celery_queue_name or (f"{self.namespace}-mspbyte" if self.namespace else "mspbyte")
 
     @property
     def convex_api_key_set(self) -> bool:

@@ -20,7 +20,7 @@ def probe() -> int:
 def test_every_env_the_production_config_names_is_documented():
     names = set(re.findall(r"^\s+env: (\w+)$", (DEPLOY / "dagster.yaml").read_text(), re.MULTILINE))
     readme = (DEPLOY.parent / "README.md").read_text()
-    assert names == {"DAGSTER_PG_URL", "MAX_CONCURRENT_JOBS"}
+    assert names == {"DAGSTER_PG_URL", "MAX_CONCURRENT_JOBS", "CELERY_BROKER_URL", "CELERY_BACKEND_URL", "CELERY_QUEUE"}
     assert all(f"`{name}`" in readme for name in names)
 
 
@@ -31,9 +31,13 @@ def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeyp
         url = make_url(database).set(drivername="postgresql+psycopg2")
         monkeypatch.setenv("DAGSTER_PG_URL", url.render_as_string(hide_password=False))
         monkeypatch.setenv("MAX_CONCURRENT_JOBS", "3")
+        for name in ("CELERY_BROKER_URL", "CELERY_BACKEND_URL"):
+            monkeypatch.setenv(name, "redis://127.0.0.1:6379/0")  # named, not reached: nothing is launched here
+        monkeypatch.setenv("CELERY_QUEUE", "mspbyte")
         with DagsterInstance.from_config(str(tmp_path)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert type(instance.run_launcher).__name__ == "CeleryRunLauncher"
             assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 3
             assert instance.run_monitoring_enabled
             instance.add_dynamic_partitions("tenants", ["contoso"])

@@ -10,6 +10,7 @@ from mspbyte_dagster.cli import (  # noqa: F401  (importing registers the comman
     flags,
     metrics,
     notify,
+    prod,
     report,
     run,
     tenants,

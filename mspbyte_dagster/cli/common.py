@@ -93,7 +93,8 @@ def dagster_instance():
     from dagster import DagsterInstance
 
     current = settings()
-    os.environ.setdefault("MAX_CONCURRENT_JOBS", str(current.max_concurrent_jobs))
+    for variable, value in current.instance_variables().items():
+        os.environ.setdefault(variable, value)
     if not os.environ.get("DAGSTER_HOME"):
         current.dagster_home.mkdir(parents=True, exist_ok=True)
         config = current.dagster_home / "dagster.yaml"

@@ -6,6 +6,13 @@ from mspbyte_dagster.defs.assets import tenant_pipeline
 from mspbyte_dagster.lib.passes import COMPARISON, REPORT
 from mspbyte_dagster.settings import current_settings
 
+
+def run_tags() -> dict[str, str]:
+    """Every job's: JOB_TIMEOUT_MS as Dagster's run time limit (run monitoring stops and fails a longer
+    run, or one whose worker died)."""
+    return {"dagster/max_runtime": str(max(1, current_settings().job_timeout_ms // 1000))}
+
+
 tenant_pipeline_job = define_asset_job(
     "tenant_pipeline",
     # comparison_report is materialized by the tenant passes that compare (comparison_mode), outside
@@ -13,8 +20,7 @@ tenant_pipeline_job = define_asset_job(
     # its own job and schedule: a pass of the pipeline builds no report.
     selection=AssetSelection.assets(tenant_pipeline) - AssetSelection.assets(COMPARISON, REPORT),
     executor_def=in_process_executor,
-    # JOB_TIMEOUT_MS as Dagster's run time limit: run monitoring (dagster.yaml) stops and fails longer runs.
-    tags={"dagster/max_runtime": str(max(1, current_settings().job_timeout_ms // 1000))},
+    tags=run_tags(),
     description="Every tenant stage, tenant by tenant, for a contiguous range of tenants.",
 )
 
@@ -22,6 +28,6 @@ tenant_reports_job = define_asset_job(
     "tenant_reports",
     selection=AssetSelection.assets(REPORT),
     executor_def=in_process_executor,
-    tags={"dagster/max_runtime": str(max(1, current_settings().job_timeout_ms // 1000))},
+    tags=run_tags(),
     description="The customer report of each tenant of a range (reads the database; writes only the report).",
 )

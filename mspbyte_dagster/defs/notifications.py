@@ -17,6 +17,7 @@ from dagster import (
     sensor,
 )
 
+from mspbyte_dagster.defs.jobs import run_tags
 from mspbyte_dagster.defs.resources import DatabaseResource, NotifierResource
 from mspbyte_dagster.lib.store.notifications import due_count
 
@@ -41,7 +42,11 @@ def deliver_notifications(context: OpExecutionContext, database: DatabaseResourc
     return figures.as_json()
 
 
-@job(executor_def=in_process_executor, description="Sends the due notifications of the outbox (at least once).")
+@job(
+    executor_def=in_process_executor,
+    tags=run_tags(),
+    description="Sends the due notifications of the outbox (at least once).",
+)
 def notification_delivery():
     deliver_notifications()
 

@@ -16,6 +16,7 @@ from dagster import (
     sensor,
 )
 
+from mspbyte_dagster.defs.jobs import run_tags
 from mspbyte_dagster.defs.resources import DatabaseResource
 from mspbyte_dagster.lib.reports.fleet import build_fleet_posture, most_in_need
 from mspbyte_dagster.lib.store.ledger import settled_mark
@@ -50,6 +51,7 @@ fleet_posture_job = define_asset_job(
     "fleet_posture_job",
     selection=[fleet_posture],
     executor_def=in_process_executor,
+    tags=run_tags(),
     description="The fleet view, after tenant runs settle.",
 )
 

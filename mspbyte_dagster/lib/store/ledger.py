@@ -55,6 +55,40 @@ def fail_orphans(conn: Connection, is_dead: Callable[[str | None], bool]) -> lis
     return [row.tenant for row in orphans]
 
 
+def running_runs(conn: Connection) -> list[str]:
+    """The runs that have a pass still `running` (a handful: the passes going on right now)."""
+    c = pipeline_ledger.c
+    return list(conn.execute(select(c.run_id).distinct().where(c.status == "running", c.run_id.is_not(None))).scalars())
+
+
+def close_passes_of_run(conn: Connection, run_id: str, reason: str) -> list[tuple[int, str]]:
+    """A run ended (failed, stopped at its time limit, its worker killed) while a pass of it was `running`:
+    that pass was rolled back with its process, so its row says failed and why. Returns (row id, tenant)."""
+    c = pipeline_ledger.c
+    return list(
+        conn.execute(
+            update(pipeline_ledger)
+            .where(c.run_id == run_id, c.status == "running")
+            .values(status="failed", reason=reason)
+            .returning(c.id, c.tenant)
+        ).all()
+    )
+
+
+def skipped_after(conn: Connection, after_id: int) -> list:
+    """Passes that found their tenant's lease held (status skipped), newer than `after_id`."""
+    c = pipeline_ledger.c
+    return list(
+        conn.execute(
+            select(c.id, c.tenant, c.run_id).where(c.id > after_id, c.status == "skipped").order_by(c.id)
+        ).all()
+    )
+
+
+def newest_id(conn: Connection) -> int:
+    return conn.execute(select(func.max(pipeline_ledger.c.id))).scalar() or 0
+
+
 def finish_pass(conn: Connection, ledger_id: int, tenant: str, **values) -> None:
     conn.execute(
         update(pipeline_ledger)
