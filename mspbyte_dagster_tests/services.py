@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mspbyte_dev.stack import free_port  # noqa: F401  (tests take it from here too)
+
 # Names this run's databases, NATS streams and Redis keys, so two suites on one machine never meet.
 RUN_ID = uuid.uuid4().hex[:8]
 START_TIMEOUT_SECONDS = 30
@@ -81,12 +83,6 @@ def answers(url: str) -> bool:
         return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _package_dir(package: str) -> Path | None:

@@ -42,3 +42,28 @@ def test_bench_with_a_sophos_source_keeps_the_query_budgets(tmp_path, monkeypatc
     stages = json.loads(out)["stages"]
     assert 0 < stages["source_linking"]["new"]["queries"] <= 8 and stages["linking"]["new"]["queries"] <= 8
     assert stages["context"]["new"]["queries"] <= 7 and stages["alerts"]["new"]["queries"] <= 8
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_bench_fleet_refreshes_a_fleet_through_the_daemon_and_in_one_process(
+    monkeypatch, postgres_admin_url, redis_url, nats_url
+):
+    for name, value in {
+        "DATABASE_URL": postgres_admin_url,
+        "CELERY_BROKER_URL": redis_url,
+        "NATS_URL": nats_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = mspbyte("bench", "fleet", "--tenants", "3", "--users", "10", "--workers", "1", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["tenants"], result["runs_launched"], result["tenants_succeeded"]) == (3, 1, 3)
+    assert result["wall_seconds"] > 0 and result["in_process_seconds"] > 0 and result["events"] > 0
+    assert 0 < result["tenant_work_seconds"] < result["run_seconds_total"]
+
+
+def test_bench_fleet_needs_the_production_services(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    code, _, err = mspbyte("bench", "fleet", "--tenants", "3")
+    assert code == 2 and "bench fleet runs the production stack" in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import time
@@ -35,6 +34,7 @@ from mspbyte_dagster.lib.nats_client import MAX_DEAD_LETTER_BYTES, TRUNCATED_HEA
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.tenants import ensure_m365_source, upsert_tenant
 from mspbyte_dagster_tests.services import RUN_ID, free_port
+from mspbyte_dev import stack
 
 # --- helpers (the benchmark uses them too) -------------------------------------------------------
 
@@ -48,17 +48,7 @@ def own_streams(url: str) -> JetStream:
 
 def delete_streams(jetstream: JetStream) -> None:
     """Remove the streams `own_streams` made, and nothing else."""
-
-    async def delete():
-        client = await nats.connect(jetstream.url)
-        try:
-            for stream in (jetstream.streams.sync_stream, jetstream.streams.dlq_stream):
-                with contextlib.suppress(nats.js.errors.NotFoundError):
-                    await client.jetstream().delete_stream(stream)
-        finally:
-            await client.close()
-
-    asyncio.run(delete())
+    stack.delete_streams(jetstream.url, jetstream.streams.namespace)
 
 
 def register_tenants(database_url: str, keys: list[str]) -> None:
