@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, asset, materialize
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster_tests.services import scratch_database
@@ -44,3 +45,15 @@ def test_production_instance_runs_on_postgres_with_queued_runs(tmp_path, monkeyp
             assert instance.get_dynamic_partitions("tenants") == ["contoso"]
             assert materialize([probe], instance=instance).success  # events stored (LISTEN/NOTIFY and all)
             assert instance.get_latest_materialization_event(AssetKey("probe")) is not None
+            assert kept_connections(database) >= 1  # not one connection per statement
+
+
+def kept_connections(database: str) -> int:
+    """Connections to the database held open by others (this test process's instance)."""
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        held = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).scalar()
+    engine.dispose()
+    return held
