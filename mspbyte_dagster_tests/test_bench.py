@@ -61,6 +61,7 @@ def test_bench_fleet_refreshes_a_fleet_through_the_daemon_and_in_one_process(
     assert (result["tenants"], result["runs_launched"], result["tenants_succeeded"]) == (3, 1, 3)
     assert result["wall_seconds"] > 0 and result["in_process_seconds"] > 0 and result["events"] > 0
     assert 0 < result["tenant_work_seconds"] < result["run_seconds_total"]
+    assert result["launch_seconds_median"] > 0 and result["queued_seconds_median"] >= 0
 
 
 def test_bench_fleet_needs_the_production_services(monkeypatch, tmp_path):

@@ -61,17 +61,32 @@ def _where_the_time_went(stack: ScratchStack, runs: list[str]) -> dict:
             text("SELECT create_timestamp, start_time, end_time FROM runs WHERE run_id = ANY(:ids)"), {"ids": runs}
         ).all()
         events = conn.execute(text("SELECT count(*) FROM event_logs WHERE run_id = ANY(:ids)"), {"ids": runs}).scalar()
+        # the daemon hands a run to Celery (STARTING) until a worker's pool child begins it (START)
+        launched = (
+            conn.execute(
+                text(
+                    "SELECT max(timestamp) FILTER (WHERE dagster_event_type = 'PIPELINE_START')"
+                    " - max(timestamp) FILTER (WHERE dagster_event_type = 'PIPELINE_STARTING')"
+                    " FROM event_logs WHERE run_id = ANY(:ids) GROUP BY run_id"
+                ),
+                {"ids": runs},
+            )
+            .scalars()
+            .all()
+        )
     with stack.app().connect() as conn:
         succeeded, work_ms = conn.execute(
             select(
                 func.count().filter(pipeline_ledger.c.status == "succeeded"), func.sum(pipeline_ledger.c.duration_ms)
             ).where(pipeline_ledger.c.run_id.in_(runs))
         ).one()
-    launch = [row.start_time - row.create_timestamp.timestamp() for row in rows if row.start_time]
+    queued = [row.start_time - row.create_timestamp.timestamp() for row in rows if row.start_time]
+    launch = [gap.total_seconds() for gap in launched if gap is not None]
     run_seconds = sum(row.end_time - row.start_time for row in rows if row.start_time and row.end_time)
     work = (work_ms or 0) / 1000
     return {
         "tenants_succeeded": succeeded,
+        "queued_seconds_median": round(statistics.median(queued), 1) if queued else None,
         "launch_seconds_median": round(statistics.median(launch), 2) if launch else None,
         "run_seconds_total": round(run_seconds, 1),
         "tenant_work_seconds": round(work, 1),

@@ -121,7 +121,8 @@ def bench_fleet(tenant_count: int, users: int, workers: int, seed: int, as_json:
         f"{result['in_process_seconds']} s (ratio {result['ratio_to_in_process']})"
     )
     click.echo(
-        f"where the time went: launch {result['launch_seconds_median']} s a run (median), runs "
+        f"where the time went: a run waited {result['queued_seconds_median']} s (median) for a slot and took "
+        f"{result['launch_seconds_median']} s from launch to its worker; runs "
         f"{result['run_seconds_total']} s in all, of which the passes {result['tenant_work_seconds']} s and "
         f"Dagster {result['dagster_overhead_seconds']} s ({result['events']} events)"
     )
