@@ -36,9 +36,9 @@ def test_db_check_names_a_missing_composite_index(app_env):
     engine = engine_for(app_env["DATABASE_URL"])
     code, out, err = mspbyte("db", "check")
     assert code == 0, err
-    assert "ok      entity_relationships (tenant, child_id)" in out and "MISSING" not in out
+    assert "ok      alerts (tenant, status)" in out and "MISSING" not in out
     with engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_entity_relationships_tenant_child_id"))
+        conn.execute(text("DROP INDEX ix_alerts_tenant_status"))
     code, out, err = mspbyte("db", "check")
-    assert code == 1 and "MISSING entity_relationships (tenant, child_id)" in out
+    assert code == 1 and "MISSING alerts (tenant, status)" in out
     assert "1 composite index(es) missing" in err
