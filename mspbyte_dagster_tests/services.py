@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mspbyte_dev.stack import free_port  # noqa: F401  (tests take it from here too)
+from mspbyte_dev.stack import free_port, postgres_database
 
 # Names this run's databases, NATS streams and Redis keys, so two suites on one machine never meet.
 RUN_ID = uuid.uuid4().hex[:8]
@@ -347,25 +347,15 @@ def private_server(kind: Kind) -> Iterator[PrivateServer]:
 @contextmanager
 def scratch_database(admin_url: str, suffix: str = "", migrate: bool = True) -> Iterator[str]:
     """A fresh PostgreSQL database of this run (migrated unless told), dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     from mspbyte_dagster.lib.store.db import engine_for, upgrade
 
-    name = f"mspbyte_test_{RUN_ID}_{uuid.uuid4().hex[:6]}{suffix}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        if migrate:
-            upgrade(engine_for(url))
-        yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(admin_url, f"mspbyte_test_{RUN_ID}_{uuid.uuid4().hex[:6]}{suffix}") as url:
+        try:
+            if migrate:
+                upgrade(engine_for(url))
+            yield url
+        finally:
+            engine_for(url).dispose()
 
 
 @contextmanager

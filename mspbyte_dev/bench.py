@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, MetaData, func, select, text
 from sqlalchemy.engine import make_url
 
 from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import UnifiedAnalyzer
@@ -38,6 +38,7 @@ from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
 from mspbyte_dagster.lib.store.schema import alerts, snapshot_files
+from mspbyte_dev.stack import postgres_database
 from mspbyte_dev.synthetic import write_snapshots
 from mspbyte_dev.synthetic.sophos import write_sophos_snapshots
 
@@ -60,18 +61,12 @@ def scratch_database(configured_url: str) -> Iterator[tuple[Engine, str]]:
             yield engine, "sqlite"
             engine.dispose()
         return
-    name = f"mspbyte_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = engine_for(url.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine, "postgresql"
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(configured_url, f"mspbyte_bench_{uuid.uuid4().hex[:8]}") as scratch:
+        engine = engine_for(scratch)
+        try:
+            yield engine, "postgresql"
+        finally:
+            engine.dispose()
 
 
 def _measure(step: Callable[[], object], stats: QueryStats, with_memory: bool) -> tuple[object, dict]:

@@ -91,12 +91,15 @@ def wait_for(found: Callable[[], object], seconds: float, what: str, every: floa
 
 
 @contextmanager
-def _database(admin_url: str, name: str, driver: str) -> Iterator[str]:
-    admin = create_engine(make_url(admin_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+def postgres_database(server_url: str, name: str, driver: str | None = None) -> Iterator[str]:
+    """A new database on the server of `server_url` (its URL, with `driver` if named), dropped afterwards
+    whoever still holds a connection to it."""
+    server = make_url(server_url)
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(admin_url).set(drivername=driver, database=name).render_as_string(hide_password=False)
+        yield server.set(drivername=driver or server.drivername, database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -141,8 +144,8 @@ def scratch_stack(
     up is stopped first)."""
     suffix = uuid.uuid4().hex[:8]
     with (
-        _database(admin_url, f"mspbyte_stack_{suffix}", "postgresql+psycopg") as app,
-        _database(admin_url, f"mspbyte_stack_{suffix}_dagster", "postgresql+psycopg2") as dagster,
+        postgres_database(admin_url, f"mspbyte_stack_{suffix}", "postgresql+psycopg") as app,
+        postgres_database(admin_url, f"mspbyte_stack_{suffix}_dagster", "postgresql+psycopg2") as dagster,
     ):
         stack = ScratchStack(
             folder,

@@ -61,7 +61,6 @@ class Stack:
     host: str = "127.0.0.1"
     dagster_home: str = ""
     started_at: str = ""
-    workers: int = 0
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -74,7 +73,7 @@ class Stack:
 
     @classmethod
     def load(cls, folder: Path) -> Stack | None:
-        record = folder / "stack.json"
+        record = cls(folder).record
         if not record.exists():
             return None
         body = json.loads(record.read_text())
@@ -154,9 +153,8 @@ def _port_problems(ports: Ports, metrics_port: int) -> list[str]:
         ("--code-port", ports.code_server),
         ("METRICS_PORT", metrics_port),
     ):
-        with socket.socket() as probe:
-            if probe.connect_ex((ports.host, port)) == 0:
-                problems.append(f"{what}: {ports.host}:{port} is already in use")
+        if _listening(ports.host, port):
+            problems.append(f"{what}: {ports.host}:{port} is already in use")
     return problems
 
 
@@ -291,7 +289,7 @@ def up(settings: Settings, ports: Ports, workers: int, echo=print) -> Stack:
     folder.chmod(0o700)  # dagster-celery writes the broker URL into DAGSTER_HOME at each worker start
     _write_config(folder, home, ports)
     env = child_environment(settings, home)
-    stack = Stack(folder, ports.host, str(home), datetime.now(UTC).isoformat(), workers)
+    stack = Stack(folder, ports.host, str(home), datetime.now(UTC).isoformat())
     for process in _processes(settings, folder, ports, workers):
         with open(process.log, "ab") as log:
             started = subprocess.Popen(  # noqa: S603 (our own executables, no shell)
@@ -344,10 +342,8 @@ def down(settings: Settings, echo=print) -> list[str]:
         time.sleep(0.2)
     for process in running:
         if alive(process):
-            _signal_group(process.pid, signal.SIGKILL)
             echo(f"{process.name} (pid {process.pid}) ignored SIGTERM for {STOP_SECONDS} s: killed")
-    for process in running:  # each process group: pool children and the webserver's code server included
-        _signal_group(process.pid, signal.SIGKILL)
+        _signal_group(process.pid, signal.SIGKILL)  # the whole group: pool children and the like included
         echo(f"stopped {process.name} (pid {process.pid})")
     stack.record.unlink()
     return [process.name for process in running]
