@@ -31,9 +31,9 @@ from mspbyte_dagster.lib.onboarding import import_folders
 from mspbyte_dagster.lib.passes import SOURCE_STAGES
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.snapshots import load_snapshot
-from mspbyte_dagster.lib.stages import with_other_sources
+from mspbyte_dagster.lib.stages import collector_paused, with_other_sources
 from mspbyte_dagster.lib.store import tenants as tenant_store
-from mspbyte_dagster.lib.store.bulk import bulk_insert
+from mspbyte_dagster.lib.store.bulk import batched_rows, bulk_insert
 from mspbyte_dagster.lib.store.db import engine_for, upgrade
 from mspbyte_dagster.lib.store.findings import replace_findings
 from mspbyte_dagster.lib.store.query_stats import QueryStats, measuring
@@ -74,7 +74,8 @@ def _measure(step: Callable[[], object], stats: QueryStats, with_memory: bool) -
     if with_memory:
         tracemalloc.start()
     started = time.perf_counter()
-    value = step()
+    with collector_paused():  # as the pipeline runs each stage
+        value = step()
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 2**20 if with_memory else None
     if with_memory:
@@ -116,9 +117,10 @@ def _floor_seconds(conn: Connection, tenant: str, source: int) -> float:
     conn.execute(text("CREATE TEMPORARY TABLE floor_alerts AS SELECT * FROM alerts WHERE 1 = 0"))
     written = [dict(row) for row in conn.execute(select(alerts).where(alerts.c.tenant == tenant)).mappings()]
     started = time.perf_counter()
-    conn.execute(live_entities_query(tenant, source)).all()
-    conn.execute(edges_query(tenant, source)).all()
-    bulk_insert(conn, scratch, written)
+    with collector_paused():  # as the path's stages run
+        list(batched_rows(conn.execute(live_entities_query(tenant, source))))
+        list(batched_rows(conn.execute(edges_query(tenant, source))))
+        bulk_insert(conn, scratch, written)
     seconds = time.perf_counter() - started
     conn.execute(text("DROP TABLE floor_alerts"))
     return seconds

@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from mspbyte_dagster.lib.store.bulk import batched_rows, bulk_insert
+from mspbyte_dagster.lib.store.bulk import batched_rows, bulk_insert_values
 from mspbyte_dagster.lib.store.schema import entity_relationships
 
 EdgeKey = tuple[str, int, int]  # (relationship type, parent entity id, child entity id)
+EDGE_COLUMNS = ["tenant", "data_source_id", "relationship_type", "parent_id", "child_id", "details", "created_at"]
 
 
 @dataclass
@@ -71,17 +72,7 @@ def sync_edges(
         counts.total[key[0]] += 1
         if key not in existing:
             counts.created[key[0]] += 1
-            fresh.append(
-                {
-                    "tenant": tenant,
-                    "data_source_id": source,
-                    "relationship_type": key[0],
-                    "parent_id": key[1],
-                    "child_id": key[2],
-                    "details": details,
-                    "created_at": now,
-                }
-            )
+            fresh.append((tenant, source, *key, details, now))
     by_key = (
         (c.tenant == tenant)
         & (c.relationship_type == bindparam("edge_type"))
@@ -93,5 +84,5 @@ def sync_edges(
     if changed:
         conn.execute(entity_relationships.update().where(by_key).values(details=bindparam("new_details")), changed)
         counts.updated = len(changed)
-    bulk_insert(conn, entity_relationships, fresh)
+    bulk_insert_values(conn, entity_relationships, EDGE_COLUMNS, fresh)
     return counts

@@ -3,8 +3,10 @@ flags chose."""
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from mspbyte_dagster.lib.adapters.microsoft365.analysis.unified import UnifiedAnalyzer
@@ -239,10 +241,25 @@ STAGE_FUNCTIONS: dict[str, Callable[[PassState], dict]] = {
 }
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a stage builds its rows and maps: each full collection rescans
+    every live object, and reading 10,000 users' records set off enough of them to triple the read (0.5 s
+    against 0.15 s). The rows and maps hold no cycles; what a stage does leave is collected after it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_stage(state: PassState, stage: str, stats: QueryStats) -> dict:
     """One stage, with its statements, slow statements and milliseconds added to its figures."""
     started, before, slow_before = time.perf_counter(), stats.total, len(stats.slow)
-    with module(stage):
+    with module(stage), collector_paused():
         figures = STAGE_FUNCTIONS[stage](state)
     return figures | {
         "queries": stats.total - before,

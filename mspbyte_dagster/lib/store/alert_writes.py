@@ -3,7 +3,7 @@ count (lib/alerts.py plans; this module only writes)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, String, bindparam, cast, func, select, update
 
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
@@ -52,14 +52,30 @@ def insert_events(conn: Connection, rows: list[dict]) -> None:
 
 
 def set_entity_states(conn: Connection, tenant: str, moved: list[dict]) -> None:
-    """Entity states ({row_id, new_state}) that the pass's alerts moved."""
-    if moved:
+    """Entity states ({row_id, new_state}) that the pass's alerts moved, in one statement: on PostgreSQL
+    an UPDATE joined to the two columns as arrays (an executemany of 4,700 rows took 160 ms of it)."""
+    if not moved:
+        return
+    if conn.dialect.name != "postgresql":
         conn.execute(
             update(entities)
             .where(entities.c.tenant == tenant, entities.c.id == bindparam("row_id"))
             .values(state=bindparam("new_state")),
             moved,
         )
+        return
+    rows = (
+        func.unnest(
+            cast([m["row_id"] for m in moved], ARRAY(BigInteger)), cast([m["new_state"] for m in moved], ARRAY(String))
+        )
+        .table_valued("row_id", "new_state")
+        .render_derived(name="moved")
+    )
+    conn.execute(
+        update(entities)
+        .where(entities.c.tenant == tenant, entities.c.id == rows.c.row_id)
+        .values(state=rows.c.new_state)
+    )
 
 
 def reset_removed_states(conn: Connection, tenant: str) -> None:
