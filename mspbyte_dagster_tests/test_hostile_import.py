@@ -7,6 +7,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
+from mspbyte_dagster.lib.adapters.snapshot_files import parse_snapshot
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.retention import Retention
@@ -45,6 +46,11 @@ HOSTILE = {
     "an id too long for its column": ({"users": users_with({"id": "u" * 129})}, "at most 128 fit"),
     "a NUL byte": ({"users": users_with({"displayName": "Eve\x00"})}, "NUL character"),
     "a lone surrogate": ({"users": users_with({"displayName": "x"}).replace(b'"x"', b'"\\ud800"')}, "lone surrogate"),
+    "a NUL byte in a key": ({"users": users_with({"extension\x00": 1})}, "NUL character"),
+    "a lone low surrogate, upper case": (
+        {"users": users_with({"displayName": "x"}).replace(b'"x"', b'"ok \\uDC00"')},
+        "lone surrogate",
+    ),
     "NaN": ({"subscribed_skus": b'[{"skuId": "s1", "consumedUnits": NaN}]'}, "NaN is not a JSON number"),
     "capturedAt in year 3000": (
         {"tenant": json.dumps(TENANT | {"capturedAt": "3000-01-01T00:00:00Z"}).encode()},
@@ -180,3 +186,14 @@ def test_a_failure_after_the_commit_is_reported_as_what_it_is_not_as_a_rolled_ba
             conn.exec_driver_sql("DROP TRIGGER refuse" + ("" if conn.dialect.name == "sqlite" else " ON snapshots"))
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("DROP FUNCTION refuse()")
+
+
+def test_text_that_only_looks_unstorable_is_read_as_written():
+    """A name with an emoji written as a surrogate pair and one holding the six characters \\u0000 (an
+    escaped backslash) pass the NUL and surrogate check, and keep their text."""
+    raw = {stem: json.dumps(content).encode() for stem, content in minimal_files().items()}
+    names = ["smile \U0001f600", "path C:\\u0000"]
+    raw["users"] = users_with({"displayName": names[0], "jobTitle": names[1]})
+    snapshot = parse_snapshot(raw, "test")
+    first = snapshot.files["users"][0]
+    assert (first["displayName"], first["jobTitle"]) == (names[0], names[1])

@@ -8,6 +8,7 @@ its file marked incomplete); a problem names its file, record and field.
 from __future__ import annotations
 
 import json
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,11 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# Parsed JSON can only hold a NUL or half a UTF-16 pair through a \u escape (raw control characters and
+# encoded surrogates are refused by the parser and the UTF-8 decoder): text without one needs no walk.
+_MAYBE_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
 def _unstorable(content: object) -> str | None:
     """Text no database column takes (a NUL byte, half a UTF-16 pair), anywhere in the file, by JSON path."""
     pending: list[tuple[str, object]] = [("$", content)]
@@ -116,11 +122,12 @@ def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
         if stem not in raw:
             continue
         try:
-            contents[stem] = json.loads(raw[stem].decode("utf-8"), parse_constant=_no_constant)
+            text = raw[stem].decode("utf-8")
+            contents[stem] = json.loads(text, parse_constant=_no_constant)
         except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, NaN, 5,000 digits, deep nesting
             problems.append(Problem(stem, f"is not valid JSON: {str(error)[:200] or type(error).__name__}"))
             continue
-        unstorable = _unstorable(contents[stem])
+        unstorable = _unstorable(contents[stem]) if _MAYBE_UNSTORABLE.search(text) else None
         if unstorable:
             problems.append(Problem(stem, unstorable))
             continue
