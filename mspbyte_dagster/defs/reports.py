@@ -18,7 +18,6 @@ from dagster import (
 
 from mspbyte_dagster.defs.jobs import run_tags
 from mspbyte_dagster.defs.resources import DatabaseResource
-from mspbyte_dagster.lib.reports.fleet import build_fleet_posture, most_in_need
 from mspbyte_dagster.lib.store.ledger import settled_mark
 from mspbyte_dagster.settings import current_settings
 
@@ -35,6 +34,8 @@ QUIET = timedelta(minutes=2)  # no pass for this long (and none running): the te
     ),
 )
 def fleet_posture(context: AssetExecutionContext, database: DatabaseResource):
+    from mspbyte_dagster.lib.reports.fleet import build_fleet_posture, most_in_need  # pandas: 80 MB, only here
+
     with database.engine().begin() as conn:
         frame, files, export_id = build_fleet_posture(conn, datetime.now(UTC))
     context.add_output_metadata(

@@ -7,6 +7,7 @@ writer (lib/legacy/) one alert at a time. Both carry out the same plan.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -155,8 +156,11 @@ def state_changes(context: TenantContext, states: dict[tuple[str, str], str]) ->
     return changes
 
 
-def event_rows(tenant: str, plan: AlertPlan, ids: dict[Fingerprint, int], run_id: str | None, now: datetime) -> list:
-    return [
+def event_rows(
+    tenant: str, plan: AlertPlan, ids: dict[Fingerprint, int], run_id: str | None, now: datetime
+) -> Iterator[dict]:
+    """The plan's events as rows, one at a time (a first pass of 50,000 users has 24,000)."""
+    return (
         {
             "tenant": tenant,
             "alert_id": event.get("alert_id") or ids[event["fingerprint"]],
@@ -168,7 +172,7 @@ def event_rows(tenant: str, plan: AlertPlan, ids: dict[Fingerprint, int], run_id
             "details": event["details"],
         }
         for event in plan.events
-    ]
+    )
 
 
 def open_by_severity(rows: list, plan: AlertPlan) -> dict[str, int]:

@@ -19,7 +19,6 @@ from mspbyte_dagster.lib.model import Analysis
 from mspbyte_dagster.lib.notify.routing import AlertAnnouncer
 from mspbyte_dagster.lib.passes import REPORT, SOURCE_STAGES, CheckOutcome, PassState, SourceRead, guard_check
 from mspbyte_dagster.lib.reports.posture import posture
-from mspbyte_dagster.lib.reports.tenant import build_report, render
 from mspbyte_dagster.lib.snapshots import load_snapshot
 from mspbyte_dagster.lib.store import ledger, reports
 from mspbyte_dagster.lib.store import tenants as tenant_store
@@ -210,7 +209,10 @@ def alerts_stage(state: PassState) -> dict:
 
 
 def report_stage(state: PassState) -> dict:
-    """The customer report (HTML, CSV, XLSX), kept in the app database with the tenant's newest ones."""
+    """The customer report (HTML, CSV, XLSX), kept in the app database with the tenant's newest ones.
+    Imported here: pandas and what it brings are 80 MB of every process that renders no report."""
+    from mspbyte_dagster.lib.reports.tenant import build_report, render
+
     now = state.options.now()
     with module("TenantReport"):
         report = build_report(state.conn, state.tenant, reports.tenant_name(state.conn, state.tenant), now)

@@ -3,6 +3,8 @@ count (lib/alerts.py plans; this module only writes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import ARRAY, BigInteger, Connection, String, bindparam, cast, func, select, update
 
 from mspbyte_dagster.lib.store.bulk import bulk_insert
@@ -47,7 +49,7 @@ def update_alerts(conn: Connection, tenant: str, changes: list[dict]) -> None:
         conn.execute(statement, [{"alert_id": c["alert_id"]} | {f"new_{k}": c[k] for k in columns} for c in same])
 
 
-def insert_events(conn: Connection, rows: list[dict]) -> None:
+def insert_events(conn: Connection, rows: Iterable[dict]) -> None:
     bulk_insert(conn, alert_events, rows)
 
 

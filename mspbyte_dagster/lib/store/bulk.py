@@ -4,7 +4,8 @@ count. Reads: rows fetched in batches, not one at a time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
+from itertools import chain
 from operator import itemgetter
 
 import orjson
@@ -31,16 +32,21 @@ def _time_texts(column: UTCDateTime, dialect):
     return text_of
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
-    if rows:
-        columns = list(rows[0])
-        values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-        bulk_insert_values(conn, table, columns, [values(row) for row in rows])
+def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict]) -> None:
+    """Rows as dicts of the same keys; a generator's rows are written as they come, none kept."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    columns = list(first)
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    bulk_insert_values(conn, table, columns, map(values, chain([first], rows)))
 
 
-def bulk_insert_values(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
-    """Rows as tuples in the order of `columns`: a large insert skips building a dict per row."""
-    if not rows:
+def bulk_insert_values(conn: Connection, table: Table, columns: list[str], rows: Iterable[tuple]) -> None:
+    """Rows as tuples in the order of `columns`: a large insert skips building a dict per row (the rows
+    may come one at a time: none is held longer than its COPY line takes)."""
+    if isinstance(rows, Sized) and not rows:
         return
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
