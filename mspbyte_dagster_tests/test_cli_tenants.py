@@ -1,6 +1,7 @@
 """`mspbyte tenants import|list` and `mspbyte run` on both databases and a real Dagster instance."""
 
 import json
+import os
 import shutil
 import zlib
 
@@ -9,6 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from sqlalchemy import func, select
 
 from mspbyte_dagster.cli.run import tenant_ranges
+from mspbyte_dagster.defs.partitions import PROCESS_TAG
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import snapshot_files, snapshots, tenants
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
@@ -106,6 +108,28 @@ def test_run_materializes_the_snapshot_stage_per_tenant(app_env, synth_dir):
     assert instance.get_materialized_partitions(AssetKey("m365_snapshot")) == set(keys)
     event = instance.get_latest_materialization_event(AssetKey("m365_snapshot"))
     assert event.asset_materialization.metadata["counts"].value["users"] == 40
+
+
+@pytest.mark.slow
+def test_run_runs_ranges_side_by_side_in_worker_processes_on_postgresql_only(app_env, synth_dir):
+    """Two tenants apart in the partition order are two ranges: on PostgreSQL each runs in a worker process
+    (its run's process tag names the worker); on SQLite, one writer at a time, both run in this process."""
+    mspbyte("tenants", "import", *sorted(str(p) for p in synth_dir.iterdir()))
+    instance = DagsterInstance.get()
+    first, skipped, third = instance.get_dynamic_partitions("tenants")[:3]
+    code, out, err = mspbyte("run", "--tenant", third, "--tenant", first)
+    assert code == 0, err
+    assert sorted(line.split(" tenants ")[1] for line in out.splitlines()) == [
+        f"{first}..{first}: 1 succeeded",
+        f"{third}..{third}: 1 succeeded",
+    ]
+    assert instance.get_materialized_partitions(AssetKey("alerts")) == {first, third}
+    pids = {int(run.tags[PROCESS_TAG].split(":")[1]) for run in instance.get_runs()}
+    on_sqlite = app_env["DATABASE_URL"].startswith("sqlite")
+    assert (pids == {os.getpid()}) if on_sqlite else (os.getpid() not in pids and len(pids) >= 1)
+    code, out, err = mspbyte("run", "--tenant", skipped, "--jobs", "1")
+    assert code == 0 and len(instance.get_runs()) == 3
+    assert int(instance.get_runs()[0].tags[PROCESS_TAG].split(":")[1]) == os.getpid()
 
 
 def test_run_names_unknown_tenants(app_env):

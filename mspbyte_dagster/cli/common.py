@@ -110,9 +110,15 @@ def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
+def configure_logging() -> None:
+    """LOG_LEVEL for this process's log lines (also run by `mspbyte run`'s worker processes)."""
+    logging.basicConfig(level=current_settings().log_level.upper(), format="%(levelname)s %(message)s")
+    for chatty in ("alembic", "httpx", "matplotlib"):  # per migration step, HTTP request, font: noise here
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
 @click.group()
 def main() -> None:
     """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
-    logging.basicConfig(level=settings().log_level.upper(), format="%(levelname)s %(message)s")
-    for chatty in ("alembic", "httpx", "matplotlib"):  # per migration step, HTTP request, font: noise here
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    settings()  # a bad setting ends here, said plainly
+    configure_logging()
