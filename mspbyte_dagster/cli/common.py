@@ -110,9 +110,9 @@ def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
-def configure_logging() -> None:
+def configure_logging(log_level: str) -> None:
     """LOG_LEVEL for this process's log lines (also run by `mspbyte run`'s worker processes)."""
-    logging.basicConfig(level=current_settings().log_level.upper(), format="%(levelname)s %(message)s")
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(message)s")
     for chatty in ("alembic", "httpx", "matplotlib"):  # per migration step, HTTP request, font: noise here
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
@@ -120,5 +120,4 @@ def configure_logging() -> None:
 @click.group()
 def main() -> None:
     """mspbyte: the security picture of every Microsoft 365 tenant an MSP looks after."""
-    settings()  # a bad setting ends here, said plainly
-    configure_logging()
+    configure_logging(settings().log_level)

@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import cache
 
 import click
 
@@ -56,7 +57,7 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool, jobs: int | None) -> No
     if jobs is None:
         jobs = 1 if engine.dialect.name == "sqlite" else min(settings().max_concurrent_jobs, os.cpu_count() or 1)
     failed_runs, unfinished = [], {}
-    for keys, (run_id, success) in _ranges_run(ranges, jobs, settings().log_level == "debug"):
+    for keys, (run_id, success) in _ranges_run(instance, ranges, jobs, settings().log_level):
         with engine.connect() as conn:
             passes = ledger.passes_of_run(conn, keys, run_id)
         statuses = {row.tenant: row.status for row in passes}
@@ -74,35 +75,46 @@ def run(tenant_keys: tuple[str, ...], all_tenants: bool, jobs: int | None) -> No
         fail(f"not every tenant went through: {named or 'run(s) ' + ', '.join(failed_runs) + ' failed'}", code=1)
 
 
-def _ranges_run(ranges: list[list[str]], jobs: int, debug: bool) -> Iterator[tuple[list[str], tuple[str, bool]]]:
+def _ranges_run(
+    instance, ranges: list[list[str]], jobs: int, log_level: str
+) -> Iterator[tuple[list[str], tuple[str, bool]]]:
     """Each range's run (id, success) as it ends: in this process, or `jobs` at a time in worker processes
     (spawned: a forked copy would share this process's database connections). Over PostgreSQL the runs'
     waits on the databases overlap: 1,000 tenants x 100 users took 267 s one run after another, 126 s
     two at a time, on two cores (docs/benchmarks.md)."""
     if jobs == 1 or len(ranges) == 1:
         for keys in ranges:
-            yield keys, run_range(keys, debug)
+            yield keys, run_range(keys, log_level, instance)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(jobs, len(ranges)), mp_context=context, initializer=configure_logging) as pool:
-        started = {pool.submit(run_range, keys, debug): keys for keys in ranges}
+    workers = min(jobs, len(ranges))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=configure_logging, initargs=(log_level,)) as pool:
+        started = {pool.submit(run_range, keys, log_level): keys for keys in ranges}
         for done in as_completed(started):
             yield started[done], done.result()
 
 
-def run_range(keys: list[str], debug: bool) -> tuple[str, bool]:
-    """One run of job tenant_pipeline over a range of tenants, in this process; its id and success.
-    Each tenant's outcome is printed once, by the pipeline's own log line; Dagster's event log (a failure's
-    stack traces included) stays in the UI, or shows here with LOG_LEVEL=debug."""
+@cache
+def _worker_instance():
+    """A worker process's Dagster instance, made once for all its ranges (DAGSTER_HOME as the parent set it)."""
     from dagster import DagsterInstance
 
+    return DagsterInstance.get()
+
+
+def run_range(keys: list[str], log_level: str, instance=None) -> tuple[str, bool]:
+    """One run of job tenant_pipeline over a range of tenants, in this process (on `instance`, or the
+    worker's own); its id and success. Each tenant's outcome is printed once, by the pipeline's own log
+    line; Dagster's event log (a failure's stack traces included) stays in the UI, or shows here with
+    LOG_LEVEL=debug."""
     from mspbyte_dagster.definitions import defs
     from mspbyte_dagster.defs.partitions import PROCESS_TAG, range_tags
     from mspbyte_dagster.lib.store.lease import process_name
 
+    console_level = "DEBUG" if log_level == "debug" else "CRITICAL"
     result = defs.resolve_job_def("tenant_pipeline").execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": "DEBUG" if debug else "CRITICAL"}}}},
-        instance=DagsterInstance.get(),  # DAGSTER_HOME, as dagster_instance() set it before
+        run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},
+        instance=instance or _worker_instance(),
         tags=range_tags(keys, trigger="cli") | {PROCESS_TAG: process_name()},
         raise_on_error=False,
     )
