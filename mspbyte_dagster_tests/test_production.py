@@ -8,7 +8,7 @@ import socket
 import pytest
 from sqlalchemy.engine import make_url
 
-from mspbyte_dagster.lib.production import stack_folder, worker_concurrency
+from mspbyte_dagster.lib.production import child_environment, stack_folder, worker_concurrency
 from mspbyte_dagster.settings import Settings
 from mspbyte_dagster_tests.services import free_port
 from mspbyte_dagster_tests.snapshots import mspbyte
@@ -78,3 +78,11 @@ def test_status_and_down_without_a_stack_say_so(app_env):
 def test_workers_have_a_slot_for_every_run_the_coordinator_lets_start():
     settings = Settings.from_env({"MAX_CONCURRENT_JOBS": "5"})
     assert [worker_concurrency(settings, workers) for workers in (1, 2, 5, 8)] == [5, 3, 1, 1]
+
+
+def test_the_stacks_processes_hand_a_runs_planned_events_to_the_storage_in_batches(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    env = child_environment(Settings.from_env({}), tmp_path)
+    assert env["DAGSTER_EVENT_BATCH_SIZE"] == "1000" and env["DAGSTER_HOME"] == str(tmp_path)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")  # an operator's own choice stays
+    assert child_environment(Settings.from_env({}), tmp_path)["DAGSTER_EVENT_BATCH_SIZE"] == "0"

@@ -45,7 +45,11 @@ with warnings.catch_warnings():
 
 def tenant_evaluations(instance: DagsterInstance, result: TenantPass, selected: set[str]) -> list[AssetCheckEvaluation]:
     """The tenant's check results, each against the materialization it judged (the tenant's latest of
-    the checked asset), so the UI shows it on the tenant's partition."""
+    the checked asset, looked up once per asset), so the UI shows it on the tenant's partition."""
+    judged = {name: outcome for name, outcome in result.checks.items() if name in selected}
+    targets = {
+        asset: latest_materialization(instance, asset, result.tenant) for asset in {CHECKS[name][0] for name in judged}
+    }
     return [
         AssetCheckEvaluation(
             asset_key=AssetKey(CHECKS[name][0]),
@@ -54,10 +58,9 @@ def tenant_evaluations(instance: DagsterInstance, result: TenantPass, selected: 
             partition=result.tenant,
             description=outcome.description,
             metadata=outcome.metadata,
-            target_materialization_data=latest_materialization(instance, CHECKS[name][0], result.tenant),
+            target_materialization_data=targets[CHECKS[name][0]],
         )
-        for name, outcome in result.checks.items()
-        if name in selected
+        for name, outcome in judged.items()
     ]
 
 
