@@ -182,8 +182,8 @@ def tenant_pipeline(
     for tenant in context.partition_keys:
         result = run_tenant_pass(engine, tenant, selected, options)
         results.append(result)
-        log = context.log.info if result.status == "succeeded" else context.log.warning
-        log(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        if result.status != "succeeded":  # a success shows as the stages' materializations and the pass's log line
+            context.log.warning(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         for stage, figures in result.stages.items():
             yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(tenant, figures))
         for evaluation in tenant_evaluations(context.instance, result, checks):
