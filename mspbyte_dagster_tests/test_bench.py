@@ -62,6 +62,9 @@ def test_bench_fleet_refreshes_a_fleet_through_the_daemon_and_in_one_process(
     assert result["wall_seconds"] > 0 and result["in_process_seconds"] > 0 and result["events"] > 0
     assert 0 < result["tenant_work_seconds"] < result["run_seconds_total"]
     assert result["launch_seconds_median"] > 0 and result["queued_seconds_median"] >= 0
+    # a tenant's events (7 materializations, its checks...) and Dagster's statements behind them
+    assert result["events_per_tenant"] > 7
+    assert result["in_process_dagster_transactions_per_tenant"] > result["events_per_tenant"] / 3
 
 
 def test_bench_fleet_needs_the_production_services(monkeypatch, tmp_path):

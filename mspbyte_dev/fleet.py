@@ -11,9 +11,10 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 
 from mspbyte_dagster.defs.partitions import range_tags
 from mspbyte_dagster.lib.batching import tenant_ranges
@@ -95,6 +96,46 @@ def _where_the_time_went(stack: ScratchStack, runs: list[str]) -> dict:
     }
 
 
+def _transactions(dagster: Engine) -> int:
+    """Transactions committed on the Dagster database so far (dagster-postgres commits each statement on
+    its own, so about its statements), as of now."""
+    with dagster.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return conn.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar()
+
+
+def _connected_since(dagster: Engine, since: datetime) -> int:
+    """Connections to the Dagster database opened since `since` still open (a backend's statistics are
+    flushed as it ends)."""
+    with dagster.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_start >= :since"
+            ),
+            {"since": since},
+        ).scalar()
+
+
+def _in_process(stack: ScratchStack, tenants: int) -> dict:
+    """The fleet's `mspbyte run --all` in one process, and what each tenant cost Dagster's database there
+    (the transactions of the runs' events and records, and the command's own reads)."""
+    dagster = stack.dagster()
+    try:
+        before, since = _transactions(dagster), datetime.now(UTC)
+        seconds = _timed(lambda: stack.mspbyte("run", "--all"))
+        wait_for(lambda: not _connected_since(dagster, since), 30, "the run's connections to close", every=0.2)
+        spent = _transactions(dagster) - before
+    finally:
+        dagster.dispose()
+    return {
+        "in_process_seconds": round(seconds, 1),
+        "in_process_dagster_transactions_per_tenant": round(spent / tenants, 1),
+    }
+
+
 def run_fleet_bench(
     admin_url: str, redis_url: str, nats_url: str, tenants: int, users: int, workers: int, seed: int = 1
 ) -> dict:
@@ -110,15 +151,19 @@ def run_fleet_bench(
         runs, wall = _through_the_daemon(stack, timeout=max(600.0, tenants * 2.0))
         time_went = _where_the_time_went(stack, runs)
         stack.down()
-        in_process = _timed(lambda: stack.mspbyte("run", "--all"))
-    return {
-        "tenants": tenants,
-        "users": users,
-        "workers": workers,
-        "runs_launched": len(runs),
-        "wall_seconds": round(wall, 1),
-        "tenants_per_second": round(tenants / wall, 2),
-        "in_process_seconds": round(in_process, 1),
-        "ratio_to_in_process": round(wall / in_process, 2),
-        "first_pass_in_process_seconds": round(first_pass, 1),
-    } | time_went
+        in_process = _in_process(stack, tenants)
+    return (
+        {
+            "tenants": tenants,
+            "users": users,
+            "workers": workers,
+            "runs_launched": len(runs),
+            "wall_seconds": round(wall, 1),
+            "tenants_per_second": round(tenants / wall, 2),
+            "ratio_to_in_process": round(wall / in_process["in_process_seconds"], 2),
+            "first_pass_in_process_seconds": round(first_pass, 1),
+            "events_per_tenant": round(time_went["events"] / tenants, 1),
+        }
+        | in_process
+        | time_went
+    )
