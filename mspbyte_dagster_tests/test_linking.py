@@ -7,9 +7,11 @@ SQLite and PostgreSQL, then reads the edges back by external id.
 import copy
 
 import pytest
+from sqlalchemy import literal_column, select
 
 from mspbyte_dagster.lib.adapters.microsoft365.linking import RELATIONSHIP_TYPES
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.store.schema import entity_relationships
 from mspbyte_dagster_tests.graph_builders import (
     assignment,
     directory,
@@ -280,3 +282,18 @@ def test_an_unchanged_second_pass_creates_updates_and_removes_nothing(link, engi
     assert second["created"] == second["removed"] == NONE and second["updated"] == 0
     assert second["edges"] == first["edges"]
     assert edges(engine) == before
+
+
+def test_a_first_link_writes_its_edges_in_the_key_order_of_their_table(link, engine):
+    """Index entries then fill one page after another: out of order, the 73,000 edges of a 10,000-user
+    tenant took a third longer to write (docs/benchmarks.md)."""
+    files = everything()
+    files["users"] += [licensed(f"u{n}", "s1") for n in range(2, 12)]
+    files["group_members"]["g1"] = users_in(*(f"u{n}" for n in reversed(range(12))))
+    link(files)
+    c = entity_relationships.c
+    written_order = literal_column("ctid" if engine.dialect.name == "postgresql" else "rowid")
+    with engine.connect() as conn:
+        written = conn.execute(select(c.relationship_type, c.parent_id, c.child_id).order_by(written_order)).all()
+    assert {row[0] for row in written} == set(RELATIONSHIP_TYPES) and len(written) == 3 * 12 + 2 * 2
+    assert written == sorted(written)

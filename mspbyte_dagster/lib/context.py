@@ -301,8 +301,9 @@ def source_inputs(row) -> SourceInputs:
     return SourceInputs(row.integration, row.captured_at, frozenset(read_whole(row)))
 
 
-def _rows(result) -> list[EntityRow]:
-    return [EntityRow(*row) for row in batched_rows(result)]
+def live_entities(conn: Connection, tenant: str, data_source_id: int | list[int]) -> list[EntityRow]:
+    """The live entities of one data source, or of several, whole: the linker and the loader read them."""
+    return [EntityRow(*row) for row in batched_rows(conn.execute(live_entities_query(tenant, data_source_id)))]
 
 
 @dataclass
@@ -325,7 +326,7 @@ def read_other_sources(conn: Connection, tenant: str, header: TenantHeader) -> O
     return OtherSources(
         ids,
         {source.integration: source_inputs(source) for source in other},
-        _rows(conn.execute(live_entities_query(tenant, ids))),
+        live_entities(conn, tenant, ids),
         list(conn.execute(removed_users_query(tenant, header.data_source_id))),
     )
 
@@ -341,6 +342,6 @@ class DataContextLoader:
     def load(self, tenant: str) -> TenantContext:
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
         other = read_other_sources(self.conn, tenant, header)
-        rows = _rows(self.conn.execute(live_entities_query(tenant, header.data_source_id)))
+        rows = live_entities(self.conn, tenant, header.data_source_id)
         edges = batched_rows(self.conn.execute(edges_query(tenant)))
         return build_context(header, rows, edges, other.rows, other.sources, other.removed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 
 from sqlalchemy import Connection, bindparam, delete, select
 
@@ -84,5 +85,6 @@ def sync_edges(
     if changed:
         conn.execute(entity_relationships.update().where(by_key).values(details=bindparam("new_details")), changed)
         counts.updated = len(changed)
+    fresh.sort(key=itemgetter(2, 3, 4))  # the table's key order: its index fills page after page
     bulk_insert_values(conn, entity_relationships, EDGE_COLUMNS, fresh)
     return counts

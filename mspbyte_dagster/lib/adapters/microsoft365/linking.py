@@ -17,10 +17,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from mspbyte_dagster.lib.context import GROUP_ODATA, USER_ODATA, EntityRow, live_entities_query
+from mspbyte_dagster.lib.context import GROUP_ODATA, USER_ODATA, EntityRow, live_entities
 from mspbyte_dagster.lib.linking import EdgeKey, LinkCounts, sync_edges
-from mspbyte_dagster.lib.store.bulk import batched_rows
-from mspbyte_dagster.lib.store.schema import entities
 
 RELATIONSHIP_TYPES = ("member_of", "assigned_role", "eligible_role", "applies_to", "has_license")
 
@@ -190,51 +188,47 @@ def derived_directory(rows: Iterable[EntityRow]) -> Directory:
 
 
 def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
-    """Every edge the entities imply, with its details (direct, or through which groups)."""
+    """Every edge the entities imply, with its details (direct, or through which groups); each kind's
+    edges by parent, then child, in id order (sync_edges writes them in the table's key order, and
+    sorting runs already in order is cheap)."""
     directory = derived_directory(rows)
     ids = directory.ids
+    user_ids = {uid: ids[("user", uid)] for uid in directory.users}
+
+    def in_order(kind: str, keys: Iterable[str]) -> list[str]:
+        by_id = user_ids if kind == "user" else {key: ids[(kind, key)] for key in keys}
+        return sorted(keys, key=by_id.__getitem__)
+
     edges: dict[EdgeKey, dict | None] = {}  # None: an edge with nothing to say (no JSON to write)
-    for gid, users in directory.group_users.items():
+    for gid in in_order("group", directory.group_users):
         direct = {m["id"] for m in directory.groups[gid].get("members") or []}
-        for uid in users:
-            edges[("member_of", ids[("group", gid)], ids[("user", uid)])] = {"direct": uid in direct}
-    for rid, holders in directory.role_holders.items():
+        for uid in in_order("user", directory.group_users[gid]):
+            edges[("member_of", ids[("group", gid)], user_ids[uid])] = {"direct": uid in direct}
+    for rid in in_order("role", directory.role_holders):
         direct_holders = {a["principalId"] for a in directory.roles[rid].get("assignments") or []}
-        for uid in holders:
+        for uid in in_order("user", directory.role_holders[rid]):
             via = sorted(directory.role_via_groups.get((rid, uid), ()))
             details = {"direct": uid in direct_holders, "via_groups": via}
-            edges[("assigned_role", ids[("role", rid)], ids[("user", uid)])] = details
-    for rid, holders in directory.eligible_holders.items():
-        for uid in holders:
-            edges[("eligible_role", ids[("role", rid)], ids[("user", uid)])] = None
+            edges[("assigned_role", ids[("role", rid)], user_ids[uid])] = details
+    for rid in in_order("role", directory.eligible_holders):
+        for uid in in_order("user", directory.eligible_holders[rid]):
+            edges[("eligible_role", ids[("role", rid)], user_ids[uid])] = None
     by_template: dict[str, list[str]] = defaultdict(list)
     for rid, role in directory.roles.items():
         by_template[role.get("templateId") or rid].append(rid)
-    for pid, policy in directory.policies.items():
-        for uid in applicable_users(directory, policy, by_template):
-            edges[("applies_to", ids[("policy", pid)], ids[("user", uid)])] = None
-    for uid, user in directory.users.items():
-        for licence in user.get("assignedLicenses") or []:
+    for pid in in_order("policy", directory.policies):
+        for uid in in_order("user", applicable_users(directory, directory.policies[pid], by_template)):
+            edges[("applies_to", ids[("policy", pid)], user_ids[uid])] = None
+    licensed: dict[int, list[int]] = defaultdict(list)
+    for uid in in_order("user", directory.users):
+        for licence in directory.users[uid].get("assignedLicenses") or []:
             sku = ids.get(("sku", licence["skuId"]))
             if sku is not None:  # a licence of a sku the tenant no longer subscribes to: no sku entity to link
-                edges[("has_license", sku, ids[("user", uid)])] = None
+                licensed[sku].append(user_ids[uid])
+    for sku in sorted(licensed):
+        for user in licensed[sku]:
+            edges[("has_license", sku, user)] = None
     return edges
-
-
-def read_entities(conn: Connection, tenant: str, data_source_id: int) -> list[EntityRow]:
-    """The live entities, users with only what linking reads of them (their type and licences): their
-    whole records are most of a tenant's bytes, and the context loader reads those."""
-    live = live_entities_query(tenant, data_source_id)
-    user_type, licences = entities.c.data["userType"], entities.c.data["assignedLicenses"]
-    users = live.with_only_columns(entities.c.id, entities.c.external_id, entities.c.state, user_type, licences)
-    rows = [
-        EntityRow(id_, "user", external_id, state, {"userType": kind, "assignedLicenses": held})
-        for id_, external_id, state, kind, held in batched_rows(
-            conn.execute(users.where(entities.c.entity_type == "user"))
-        )
-    ]
-    rows += [EntityRow(*row) for row in batched_rows(conn.execute(live.where(entities.c.entity_type != "user")))]
-    return rows
 
 
 class Microsoft365Linker:
@@ -244,5 +238,5 @@ class Microsoft365Linker:
         self.conn = conn
 
     def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
-        wanted = desired_edges(read_entities(self.conn, tenant, source))
+        wanted = desired_edges(live_entities(self.conn, tenant, source))
         return sync_edges(self.conn, tenant, source, wanted, now, RELATIONSHIP_TYPES)
