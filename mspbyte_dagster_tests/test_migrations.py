@@ -1,7 +1,7 @@
 """Migrations run on SQLite and PostgreSQL and create every table with its access paths."""
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from mspbyte_dagster.lib.store.db import (
     DatabaseNotReadyError,
@@ -12,6 +12,7 @@ from mspbyte_dagster.lib.store.db import (
     require_migrated,
     upgrade,
 )
+from mspbyte_dagster.lib.store.schema import alert_events, findings
 from mspbyte_dagster_tests import services
 from mspbyte_dagster_tests.conftest import DATABASES
 
@@ -97,6 +98,55 @@ def test_keying_edges_by_what_they_join_keeps_every_edge_both_ways(unmigrated_ur
     upgrade(engine)
     with engine.connect() as conn:
         assert sorted(conn.execute(read).all()) == sorted(rows)
+    engine.dispose()
+
+
+def foreign_keys(engine, table: str) -> set[str]:
+    return {key["referred_table"] for key in inspect(engine).get_foreign_keys(table)}
+
+
+def test_findings_and_alert_events_carry_no_foreign_keys_and_alerts_keep_theirs(engine):
+    """A pass writes findings and alert events by the thousand, and PostgreSQL checks a key row by row."""
+    assert foreign_keys(engine, "findings") == foreign_keys(engine, "alert_events") == set()
+    assert foreign_keys(engine, "alerts") == {"tenants"}
+
+
+BULK_ROWS = {
+    "tenants": "INSERT INTO tenants (tenant, name, created_at) VALUES ('t1', 'T', CURRENT_TIMESTAMP)",
+    "data_sources": "INSERT INTO data_sources (id, tenant, source_id, integration, mode, created_at)"
+    " VALUES (1, 't1', 'm365', 'microsoft365', 'files', CURRENT_TIMESTAMP)",
+    "alerts": "INSERT INTO alerts (id, tenant, alert_type, analysis_type, entity_type, entity_id, severity, status,"
+    " message, details, first_seen_at, last_seen_at, updated_at)"
+    " VALUES (7, 't1', 'MFA_NOT_ENABLED', 'mfa', 'user', 'u1', 'high', 'active', 'm', '{}',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "alert_events": "INSERT INTO alert_events (tenant, alert_id, action, at, status)"
+    " VALUES ('t1', 7, 'created', CURRENT_TIMESTAMP, 'active')",
+    "findings": "INSERT INTO findings (tenant, data_source_id, analysis_type, alert_type, entity_type, entity_id,"
+    " severity, message, details) VALUES ('t1', 1, 'mfa', 'MFA_NOT_ENABLED', 'user', 'u1', 'high', 'm', '{}')",
+}
+
+
+def test_dropping_the_keys_of_findings_and_alert_events_keeps_their_rows_both_ways(unmigrated_url):
+    engine = engine_for(unmigrated_url)
+    upgrade(engine, "0014")
+    with engine.begin() as conn:
+        for statement in BULK_ROWS.values():
+            conn.execute(text(statement))
+
+    def kept():
+        with engine.connect() as conn:
+            return {
+                table.name: conn.execute(select(table.c.tenant)).scalars().all() for table in (findings, alert_events)
+            }
+
+    upgrade(engine)
+    assert kept() == {"findings": ["t1"], "alert_events": ["t1"]}
+    downgrade(engine, "0014")
+    assert kept() == {"findings": ["t1"], "alert_events": ["t1"]}
+    assert foreign_keys(engine, "findings") == {"tenants", "data_sources"}
+    assert foreign_keys(engine, "alert_events") == {"tenants", "alerts"}
+    upgrade(engine)
+    assert foreign_keys(engine, "findings") == set()
     engine.dispose()
 
 
