@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -54,7 +53,7 @@ def process(engine, key: str = TENANT) -> TenantContext:
         current = tenant_store.current_snapshot(conn, key)
         snapshot = load_snapshot(conn, key, current.snapshot_id)
         process_entities(conn, key, current.data_source_id, snapshot, current.snapshot_id)
-        Microsoft365Linker(conn).link(key, current.data_source_id, datetime.now(UTC))
+        Microsoft365Linker(conn).link(key, current.data_source_id)
         return DataContextLoader(conn).load(key)
 
 

@@ -1,5 +1,7 @@
 """Migrations run on SQLite and PostgreSQL and create every table with its access paths."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import inspect, select, text
 
@@ -12,7 +14,7 @@ from mspbyte_dagster.lib.store.db import (
     require_migrated,
     upgrade,
 )
-from mspbyte_dagster.lib.store.schema import alert_events, findings
+from mspbyte_dagster.lib.store.schema import alert_events, entity_relationships, findings
 from mspbyte_dagster_tests import services
 from mspbyte_dagster_tests.conftest import DATABASES
 
@@ -99,6 +101,19 @@ def test_keying_edges_by_what_they_join_keeps_every_edge_both_ways(unmigrated_ur
     with engine.connect() as conn:
         assert sorted(conn.execute(read).all()) == sorted(rows)
     engine.dispose()
+
+
+def test_an_edge_written_without_its_time_gets_the_servers(engine):
+    """Linkers leave created_at to the database: parsing it from every COPY line was a fifth of the COPY."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO entity_relationships (tenant, data_source_id, relationship_type, parent_id, child_id)"
+                " VALUES ('t1', 1, 'member_of', 2, 3)"
+            )
+        )
+        written = conn.execute(select(entity_relationships.c.created_at)).scalar_one()
+    assert abs(written - datetime.now(UTC)) < timedelta(minutes=5)
 
 
 def foreign_keys(engine, table: str) -> set[str]:

@@ -88,8 +88,8 @@ def _run_path(conn: Connection, tenant: str, path: str, with_memory: bool) -> di
     stats, now, figures = QueryStats(timed=False), datetime.now(UTC), {}
     source = tenant_header(conn.execute(header_query(tenant)).one()).data_source_id
     with measuring(stats):
-        _, figures["linking"] = _measure(lambda: linker(conn).link(tenant, source, now), stats, with_memory)
-        _, figures["source_linking"] = _measure(lambda: _link_other_sources(conn, tenant, now), stats, with_memory)
+        _, figures["linking"] = _measure(lambda: linker(conn).link(tenant, source), stats, with_memory)
+        _, figures["source_linking"] = _measure(lambda: _link_other_sources(conn, tenant), stats, with_memory)
         context, figures["context"] = _measure(lambda: loader(conn).load(tenant), stats, with_memory)
 
         def analyse():
@@ -102,12 +102,12 @@ def _run_path(conn: Connection, tenant: str, path: str, with_memory: bool) -> di
     return figures
 
 
-def _link_other_sources(conn: Connection, tenant: str, now: datetime) -> None:
+def _link_other_sources(conn: Connection, tenant: str) -> None:
     """The other integrations' linkers (the new path only: they have no legacy one)."""
     for integration in SOURCE_STAGES.values():
         current = tenant_store.current_snapshot(conn, tenant, integration.name)
         if current is not None and integration.linker is not None:
-            integration.linker(conn).link(tenant, current.data_source_id, now)
+            integration.linker(conn).link(tenant, current.data_source_id)
 
 
 def _floor_seconds(conn: Connection, tenant: str, source: int) -> float:

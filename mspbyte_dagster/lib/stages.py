@@ -127,14 +127,14 @@ def _context(state: PassState) -> TenantContext:
 def relationships_stage(state: PassState) -> dict:
     linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
     with module(linker.__name__):
-        counts = linker(state.conn).link(state.tenant, state.data_source_id, state.options.now())
+        counts = linker(state.conn).link(state.tenant, state.data_source_id)
     others = {}
     for source in state.sources.values():  # a new integration has the new path only
         linker = source.integration.linker
         if linker is None or source.held:
             continue
         with module(linker.__name__):
-            linked = linker(state.conn).link(state.tenant, source.data_source_id, state.options.now())
+            linked = linker(state.conn).link(state.tenant, source.data_source_id)
         others[source.integration.source_id] = linked.as_json()
     return {"path": state.paths["relationships"]} | counts.as_json() | ({"other_sources": others} if others else {})
 

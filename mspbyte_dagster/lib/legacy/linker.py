@@ -3,8 +3,6 @@ for removals."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mspbyte_dagster.lib.adapters.microsoft365.linking import RELATIONSHIP_TYPES, desired_edges
@@ -26,7 +24,7 @@ class LegacyLinker:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
+    def link(self, tenant: str, source: int) -> LinkCounts:
         wanted = desired_edges(entity_rows(self.conn, tenant, source))
         counts = LinkCounts.of(RELATIONSHIP_TYPES)
         for (kind, parent, child), details in wanted.items():
@@ -42,7 +40,6 @@ class LegacyLinker:
                         parent_id=parent,
                         child_id=child,
                         details=details,
-                        created_at=now,
                     )
                 )
             elif row.details != details:

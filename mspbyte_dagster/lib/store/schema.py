@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -168,7 +169,7 @@ entity_relationships = Table(  # keyed by what an edge joins: one index to fill 
     Column("child_id", Id, primary_key=True, autoincrement=False),
     Column("data_source_id", Id, nullable=False),
     Column("details", JSON),
-    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=func.now()),  # when first linked
 )
 
 # Written by the thousand each pass, so no foreign keys (checked row by row; migration 0015):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -237,6 +236,6 @@ class Microsoft365Linker:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
+    def link(self, tenant: str, source: int) -> LinkCounts:
         wanted = desired_edges(live_entities(self.conn, tenant, source))
-        return sync_edges(self.conn, tenant, source, wanted, now, RELATIONSHIP_TYPES)
+        return sync_edges(self.conn, tenant, source, wanted, RELATIONSHIP_TYPES)

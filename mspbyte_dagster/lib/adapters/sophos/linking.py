@@ -4,8 +4,6 @@ compared the wrong fields and never matched), and an endpoint to the Microsoft 3
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import Connection, select
 
 from mspbyte_dagster.lib.context import live_entities_query
@@ -40,7 +38,7 @@ class SophosLinker:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def link(self, tenant: str, source: int, now: datetime) -> LinkCounts:
+    def link(self, tenant: str, source: int) -> LinkCounts:
         rows = list(self.conn.execute(live_entities_query(tenant, source)))
         upn = entities.c.data["userPrincipalName"].as_string()
         users = users_by_login(
@@ -58,4 +56,4 @@ class SophosLinker:
                 matched = users.get(login_keys(login), []) if isinstance(login, str) and login.strip() else []
                 if len(matched) == 1:  # no match, or several: no edge
                     wanted[("used_by", row.id, matched[0])] = {"login": login}
-        return sync_edges(self.conn, tenant, source, wanted, now, KINDS)
+        return sync_edges(self.conn, tenant, source, wanted, KINDS)
