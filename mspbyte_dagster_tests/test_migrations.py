@@ -1,10 +1,14 @@
 """Migrations run on SQLite and PostgreSQL and create every table with its access paths."""
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
 
+from mspbyte_dagster.lib.entities import content_hash
+from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import (
     DatabaseNotReadyError,
     current_revision,
@@ -14,9 +18,11 @@ from mspbyte_dagster.lib.store.db import (
     require_migrated,
     upgrade,
 )
-from mspbyte_dagster.lib.store.schema import alert_events, entity_relationships, findings
+from mspbyte_dagster.lib.store.schema import alert_events, entities, entity_relationships, findings
 from mspbyte_dagster_tests import services
 from mspbyte_dagster_tests.conftest import DATABASES
+from mspbyte_dagster_tests.graph_builders import directory
+from mspbyte_dagster_tests.snapshots import import_files, user
 
 TABLES = {
     "tenants",
@@ -162,6 +168,36 @@ def test_dropping_the_keys_of_findings_and_alert_events_keeps_their_rows_both_wa
     assert foreign_keys(engine, "alert_events") == {"tenants", "alerts"}
     upgrade(engine)
     assert foreign_keys(engine, "findings") == set()
+    engine.dispose()
+
+
+def stored_hashes(engine) -> dict[str, tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(entities.c.external_id, entities.c.data, entities.c.data_hash, entities.c.seen_hash))
+        return {external_id: (data, data_hash, seen_hash) for external_id, data, data_hash, seen_hash in rows}
+
+
+def stdlib_hash(data: dict) -> str:
+    """The hash of an entity before migration 0017."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_hashing_entities_by_orjson_computes_the_stored_hashes_again_both_ways(unmigrated_url, tmp_path):
+    """Else the first pass after the upgrade would count every entity as updated."""
+    engine = engine_for(unmigrated_url)
+    upgrade(engine)
+    files = directory([user("u0", displayName="Seán Øvergaard", signInActivity={"lastSignInDateTime": None})])
+    import_files(engine, tmp_path / "store", files)
+    assert run_tenant_pass(engine, "contoso", ("m365_snapshot", "entities"), PassOptions()).status == "succeeded"
+    downgrade(engine, "0016")
+    data, data_hash, seen_hash = stored_hashes(engine)["u0"]
+    assert seen_hash == stdlib_hash(data)
+    assert data_hash == stdlib_hash({k: v for k, v in data.items() if k != "signInActivity"}) != seen_hash
+    upgrade(engine)
+    assert stored_hashes(engine)["u0"][1:] == (content_hash(data, ("signInActivity",)), content_hash(data))
+    again = run_tenant_pass(engine, "contoso", ("m365_snapshot", "entities"), PassOptions())
+    counts = again.stages["entities"]
+    assert counts["updated"] == counts["refreshed"] == 0 and counts["unchanged"] == len(stored_hashes(engine))
     engine.dispose()
 
 

@@ -9,10 +9,10 @@ previous value, so a partial sync never loses what was known.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from sqlalchemy import Connection, bindparam, select, update
 
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
@@ -29,8 +29,9 @@ class Record:
 
 
 def content_hash(data: dict, leave_out: tuple[str, ...] = ()) -> str:
+    """orjson, sorted keys: the standard library's encoder was most of the entities stage (migration 0017)."""
     kept = {key: value for key, value in data.items() if key not in leave_out}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
