@@ -64,6 +64,8 @@ HOSTILE = {
         {"subscribed_skus": b'[{"skuId": "s1", "consumedUnits": ' + b"9" * 5000 + b"}]"},
         "digits",
     ),
+    "an integer beyond 64 bits": ({"users": users_with({"extension": 2**64})}, "integer beyond 64 bits"),
+    "a negative one": ({"users": users_with({"extension": -(2**63) - 1})}, "integer beyond 64 bits"),
     "deep nesting": ({"groups": b"[" * 100_000 + b"]" * 100_000}, "not valid JSON"),
     "sources as a list": ({"tenant": json.dumps(TENANT | {"sources": ["users"]}).encode()}, "must be an object"),
 }

@@ -72,6 +72,17 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _TooLarge(ValueError):
+    """A JSON integer orjson cannot write (the records' JSON and their hashes): beyond 64 bits."""
+
+
+def _integer(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise _TooLarge(f"holds {text[:40]}, an integer beyond 64 bits: too large to store")
+    return value
+
+
 # Parsed JSON can only hold a NUL or half a UTF-16 pair through a \u escape (raw control characters and
 # encoded surrogates are refused by the parser and the UTF-8 decoder): text without one needs no walk.
 _MAYBE_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
@@ -123,7 +134,10 @@ def parse_snapshot(raw: dict[str, bytes], origin: str) -> Snapshot:
             continue
         try:
             text = raw[stem].decode("utf-8")
-            contents[stem] = json.loads(text, parse_constant=_no_constant)
+            contents[stem] = json.loads(text, parse_constant=_no_constant, parse_int=_integer)
+        except _TooLarge as error:
+            problems.append(Problem(stem, str(error)))
+            continue
         except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, NaN, 5,000 digits, deep nesting
             problems.append(Problem(stem, f"is not valid JSON: {str(error)[:200] or type(error).__name__}"))
             continue
