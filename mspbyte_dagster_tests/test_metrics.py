@@ -386,7 +386,8 @@ def test_a_fold_is_due_once_the_oldest_unfolded_row_has_settled(engine, contoso)
     now = datetime.now(UTC)
     late = now + metric_totals.SETTLE_AFTER + metric_totals.FOLD_EVERY + timedelta(minutes=1)
     with engine.begin() as conn:
-        assert not metric_totals.fold_due(conn, now)  # too young to fold
-        assert metric_totals.fold_due(conn, late)
-        metric_totals.fold(conn, late)
-        assert not metric_totals.fold_due(conn, late)  # nothing left above the marks
+        assert not metric_totals.fold_due(conn, now, metric_totals.marks(conn))  # too young to fold
+        assert metric_totals.fold_due(conn, late, metric_totals.marks(conn))
+        folded = metric_totals.fold(conn, late)
+        assert folded == metric_totals.marks(conn)
+        assert not metric_totals.fold_due(conn, late, folded)  # nothing left above the marks

@@ -9,6 +9,7 @@ from mspbyte_dagster.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TENA
 from mspbyte_dagster.lib.model import SEVERITY_RANK
 from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.db import engine_for
+from mspbyte_dagster.lib.store.ledger import BASELINE_PAGE
 from mspbyte_dagster.lib.store.schema import alerts, entities, pipeline_ledger
 from mspbyte_dagster_tests.snapshots import import_files, minimal_files, mspbyte, user, write_folder
 
@@ -284,14 +285,17 @@ def test_a_tenant_without_a_snapshot_row_fails_alone(world):
     assert any(m.startswith("tenant ghost: failed (unknown tenant 'ghost'") and "is no tenant" in m for m in logged)
 
 
-def test_a_sync_without_the_users_file_does_not_become_the_users_baseline(engine, tmp_path):
-    """Bypass found by attack: 200 users, then a sync missing users.json, then 5 users: held."""
+@pytest.mark.parametrize("passes_without_users", [1, BASELINE_PAGE + 1])
+def test_a_sync_without_the_users_file_does_not_become_the_users_baseline(engine, tmp_path, passes_without_users):
+    """Bypass found by attack: 200 users, then a sync missing users.json, then 5 users: held. The baseline
+    is read a page of ledger rows at a time: more passes without users than a page still find it."""
     import_files(engine, tmp_path / "store", minimal_files(users=200))
     assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
     no_users = minimal_files(users=200)
     del no_users["users"], no_users["conditional_access_policies"]
     import_files(engine, tmp_path / "store", no_users)
-    assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"  # nothing to compare
+    for _ in range(passes_without_users):  # nothing to compare
+        assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
     import_files(engine, tmp_path / "store", minimal_files(users=5))
     held = run_tenant_pass(engine, "contoso", STAGES, PassOptions())
     assert held.status == "held" and "users fell from 200 to 5" in held.reason

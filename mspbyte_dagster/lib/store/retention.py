@@ -29,9 +29,9 @@ class Retention:
 
 def prune_tenant(conn: Connection, tenant: str, retention: Retention, now: datetime) -> dict[str, int]:
     """Delete what the tenant no longer keeps; returns how many rows of each kind went."""
-    if metric_totals.fold_due(conn, now):
-        metric_totals.fold(conn, now)
     marks = metric_totals.marks(conn)
+    if metric_totals.fold_due(conn, now, marks):
+        marks = metric_totals.fold(conn, now)
     return {
         "snapshots": _prune_snapshots(conn, tenant, retention.snapshots),
         "ledger_rows": _prune_ledger(conn, tenant, now - timedelta(days=retention.ledger_days), marks["ledger"]),
