@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 
@@ -124,8 +125,18 @@ def lease_span(row) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(lease["acquired_at"]), datetime.fromisoformat(lease["released_at"])
 
 
+def jobs_served(stack) -> set[str]:
+    """The jobs the stack's webserver offers, as a client submitting a run asks for them."""
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+    answer = httpx.post(f"http://{stack.ports.host}:{stack.ports.webserver}/graphql", json={"query": query})
+    return {job["name"] for repo in answer.json()["data"]["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
+
+
 def test_sync_events_run_on_celery_workers_and_failures_end_as_promised(stack):
     stack.up(workers=2)
+    # `prod up` returns once the webserver serves the jobs: it answers before it has loaded them, and a run
+    # submitted then found no job (`bench fleet` failed so in CI)
+    assert "tenant_pipeline" in jobs_served(stack)
     status = stack.mspbyte("prod", "status", "--json")
     assert status.returncode == 0
     processes = json.loads(status.stdout)["processes"]

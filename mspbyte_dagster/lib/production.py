@@ -262,12 +262,32 @@ def _ready(process: Process, host: str) -> bool:
     return process.ready_line in Path(process.log).read_text(errors="replace")
 
 
-def _webserver_answers(host: str, port: int) -> bool:
+_LOCATIONS = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus"
+    " locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+)
+
+
+def _code_loaded(host: str, port: int) -> tuple[bool, str]:
+    """Whether the webserver serves the code location's jobs, else why not. It answers before it has
+    loaded them, and a run submitted then finds no job; a load error may last only until the code server
+    answers the webserver's next try, so it is the reason given only if the wait runs out."""
+    request = urllib.request.Request(  # noqa: S310 (our own loopback URL)
+        f"http://{host}:{port}/graphql",
+        data=json.dumps({"query": _LOCATIONS}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/server_info", timeout=2) as answer:  # noqa: S310 (our own loopback URL)
-            return answer.status == 200
-    except OSError:
-        return False
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            entries = json.loads(answer.read())["data"]["workspaceOrError"]["locationEntries"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return False, f"the webserver did not answer ({error})"
+    for entry in entries:
+        error = entry.get("locationOrLoadError") or {}
+        if error.get("__typename") == "PythonError":
+            return False, f"code location {entry['name']} did not load: {error.get('message', '')[:500]}"
+    loaded = bool(entries) and all(entry["loadStatus"] == "LOADED" for entry in entries)
+    return loaded, "" if loaded else "the webserver is still loading the code location"
 
 
 def up(settings: Settings, ports: Ports, workers: int, echo=print) -> Stack:
@@ -321,9 +341,12 @@ def _wait_until_ready(stack: Stack, ports: Ports) -> None:
             names = ", ".join(process.name for process in waiting)
             raise ProductionError(f"{names} did not answer within {READY_SECONDS} s; see their logs in {stack.folder}")
         time.sleep(0.5)
-    while not _webserver_answers(ports.host, ports.webserver):
+    while True:
+        loaded, why = _code_loaded(ports.host, ports.webserver)
+        if loaded:
+            return
         if time.monotonic() > deadline:
-            raise ProductionError(f"the webserver did not answer within {READY_SECONDS} s")
+            raise ProductionError(f"the webserver did not serve the code location within {READY_SECONDS} s: {why}")
         time.sleep(0.5)
 
 
