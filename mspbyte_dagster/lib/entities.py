@@ -9,12 +9,14 @@ previous value, so a partial sync never loses what was known.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 from sqlalchemy import Connection, bindparam, select, update
 
+from mspbyte_dagster.lib.adapters.base import Integration
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import entities
@@ -32,6 +34,17 @@ def content_hash(data: dict, leave_out: tuple[str, ...] = ()) -> str:
     """orjson, sorted keys: the standard library's encoder was most of the entities stage (migration 0017)."""
     kept = {key: value for key, value in data.items() if key not in leave_out}
     return hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def entity_hashes(
+    integration: Integration, entity_type: str, data: dict, hash_of: Callable[..., str] = content_hash
+) -> tuple[str, str]:
+    """(data_hash, seen_hash) of a record: without its integration's volatile fields (a change there is an
+    update), and whole (a change only refreshes the row). `hash_of`: migration 0017 downgrades with it."""
+    source = integration.entity_sources.get(entity_type)
+    volatile = source.volatile if source else ()
+    data_hash = hash_of(data, volatile)
+    return data_hash, hash_of(data) if volatile else data_hash
 
 
 def snapshot_records(snapshot: Snapshot) -> dict[str, list[Record]]:
@@ -119,13 +132,10 @@ def process_entities(
     counts = EntityCounts()
     inserts, updates, seen = [], [], set()
     for entity_type, type_records in records.items():
-        source = snapshot.integration.entity_sources.get(entity_type)
-        volatile = source.volatile if source else ()
         for record in type_records:
             key = (entity_type, record.external_id)
             seen.add(key)
-            data_hash = content_hash(record.data, volatile)
-            seen_hash = content_hash(record.data) if volatile else data_hash
+            data_hash, seen_hash = entity_hashes(snapshot.integration, entity_type, record.data)
             values = {
                 "display_name": record.display_name,
                 "data_hash": data_hash,

@@ -283,9 +283,9 @@ def _code_loaded(host: str, port: int) -> tuple[bool, str]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         return False, f"the webserver did not answer ({error})"
     for entry in entries:
-        error = entry.get("locationOrLoadError") or {}
-        if error.get("__typename") == "PythonError":
-            return False, f"code location {entry['name']} did not load: {error.get('message', '')[:500]}"
+        failure = entry.get("locationOrLoadError") or {}
+        if failure.get("__typename") == "PythonError":
+            return False, f"code location {entry['name']} did not load: {failure.get('message', '')[:500]}"
     loaded = bool(entries) and all(entry["loadStatus"] == "LOADED" for entry in entries)
     return loaded, "" if loaded else "the webserver is still loading the code location"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from mspbyte_dagster.lib.context import live_entities_query
+from mspbyte_dagster.lib.context import live_entities
 from mspbyte_dagster.lib.linking import EdgeKey, LinkCounts, sync_edges
 from mspbyte_dagster.lib.store.schema import entities
 
@@ -39,7 +39,7 @@ class SophosLinker:
         self.conn = conn
 
     def link(self, tenant: str, source: int) -> LinkCounts:
-        rows = list(self.conn.execute(live_entities_query(tenant, source)))
+        rows = live_entities(self.conn, tenant, source)
         upn = entities.c.data["userPrincipalName"].as_string()
         users = users_by_login(
             self.conn.execute(

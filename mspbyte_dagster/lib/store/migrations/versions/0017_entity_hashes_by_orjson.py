@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from mspbyte_dagster.lib.adapters.registry import integration_named
-from mspbyte_dagster.lib.entities import content_hash
+from mspbyte_dagster.lib.entities import content_hash, entity_hashes
 
 revision = "0017"
 down_revision = "0016"
@@ -66,16 +66,8 @@ def _rehash(hash_of: Callable[..., str]) -> None:
     while rows := conn.execute(page if last is None else page.where(entities.c.id > last)).all():
         hashes = []
         for row_id, entity_type, data, integration in rows:
-            source = integration_named(integration).entity_sources.get(entity_type)
-            volatile = source.volatile if source else ()
-            data_hash = hash_of(data, volatile)
-            hashes.append(
-                {
-                    "row_id": row_id,
-                    "new_data_hash": data_hash,
-                    "new_seen_hash": hash_of(data) if volatile else data_hash,
-                }
-            )
+            data_hash, seen_hash = entity_hashes(integration_named(integration), entity_type, data, hash_of)
+            hashes.append({"row_id": row_id, "new_data_hash": data_hash, "new_seen_hash": seen_hash})
         conn.execute(write, hashes)
         last = rows[-1].id
 
