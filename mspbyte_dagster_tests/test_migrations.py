@@ -18,7 +18,7 @@ from mspbyte_dagster.lib.store.db import (
     require_migrated,
     upgrade,
 )
-from mspbyte_dagster.lib.store.schema import alert_events, entities, entity_relationships, findings
+from mspbyte_dagster.lib.store.schema import entities, entity_relationships, metadata
 from mspbyte_dagster_tests import services
 from mspbyte_dagster_tests.conftest import DATABASES
 from mspbyte_dagster_tests.graph_builders import directory
@@ -126,9 +126,11 @@ def foreign_keys(engine, table: str) -> set[str]:
     return {key["referred_table"] for key in inspect(engine).get_foreign_keys(table)}
 
 
-def test_findings_and_alert_events_carry_no_foreign_keys_and_alerts_keep_theirs(engine):
-    """A pass writes findings and alert events by the thousand, and PostgreSQL checks a key row by row."""
-    assert foreign_keys(engine, "findings") == foreign_keys(engine, "alert_events") == set()
+def test_tables_written_in_bulk_carry_no_foreign_keys_and_alerts_keep_theirs(engine):
+    """A pass writes entities, findings and alert events by the thousand, and PostgreSQL checks a key row by
+    row."""
+    assert foreign_keys(engine, "entities") == foreign_keys(engine, "findings") == set()
+    assert foreign_keys(engine, "alert_events") == set()
     assert foreign_keys(engine, "alerts") == {"tenants"}
 
 
@@ -144,30 +146,37 @@ BULK_ROWS = {
     " VALUES ('t1', 7, 'created', CURRENT_TIMESTAMP, 'active')",
     "findings": "INSERT INTO findings (tenant, data_source_id, analysis_type, alert_type, entity_type, entity_id,"
     " severity, message, details) VALUES ('t1', 1, 'mfa', 'MFA_NOT_ENABLED', 'user', 'u1', 'high', 'm', '{}')",
+    "entities": "INSERT INTO entities (tenant, data_source_id, entity_type, external_id, data_hash, data,"
+    " first_seen_at, updated_at, last_seen_at) VALUES ('t1', 1, 'user', 'u1', 'h', '{}',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+}
+# revision before, and the keys the next one drops
+DROPPED_KEYS = {
+    "0014": {"findings": {"tenants", "data_sources"}, "alert_events": {"tenants", "alerts"}},
+    "0017": {"entities": {"tenants", "data_sources"}},
 }
 
 
-def test_dropping_the_keys_of_findings_and_alert_events_keeps_their_rows_both_ways(unmigrated_url):
+@pytest.mark.parametrize("before", DROPPED_KEYS)
+def test_dropping_foreign_keys_keeps_the_rows_both_ways(unmigrated_url, before):
     engine = engine_for(unmigrated_url)
-    upgrade(engine, "0014")
+    upgrade(engine, before)
     with engine.begin() as conn:
         for statement in BULK_ROWS.values():
             conn.execute(text(statement))
+    dropped = DROPPED_KEYS[before]
 
     def kept():
         with engine.connect() as conn:
-            return {
-                table.name: conn.execute(select(table.c.tenant)).scalars().all() for table in (findings, alert_events)
-            }
+            return {table: conn.execute(select(metadata.tables[table].c.tenant)).scalars().all() for table in dropped}
 
     upgrade(engine)
-    assert kept() == {"findings": ["t1"], "alert_events": ["t1"]}
-    downgrade(engine, "0014")
-    assert kept() == {"findings": ["t1"], "alert_events": ["t1"]}
-    assert foreign_keys(engine, "findings") == {"tenants", "data_sources"}
-    assert foreign_keys(engine, "alert_events") == {"tenants", "alerts"}
+    assert kept() == dict.fromkeys(dropped, ["t1"])
+    downgrade(engine, before)
+    assert kept() == dict.fromkeys(dropped, ["t1"])
+    assert {table: foreign_keys(engine, table) for table in dropped} == dropped
     upgrade(engine)
-    assert foreign_keys(engine, "findings") == set()
+    assert {table: foreign_keys(engine, table) for table in dropped} == dict.fromkeys(dropped, set())
     engine.dispose()
 
 

@@ -135,12 +135,13 @@ snapshot_files = Table(
     Index(None, "tenant", "snapshot_id"),
 )
 
+# Written by the thousand in a tenant's first pass, so no foreign keys (migration 0018).
 entities = Table(
     "entities",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    _tenant(),
-    _data_source(),
+    Column("tenant", String(64), nullable=False),
+    Column("data_source_id", Id, nullable=False),
     Column("entity_type", String(16), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("display_name", Text),

@@ -13,16 +13,14 @@ Revises: 0014
 Create Date: 2026-12-01
 """
 
-from alembic import op
-
-from mspbyte_dagster.lib.store.schema import metadata
+from mspbyte_dagster.lib.store.foreign_keys import ForeignKeys, drop_foreign_keys, restore_foreign_keys
 
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-FOREIGN_KEYS = {
+FOREIGN_KEYS: ForeignKeys = {
     "findings": {
         "fk_findings_tenant_tenants": ("tenants", ["tenant"], ["tenant"]),
         "fk_findings_data_source_id_data_sources": ("data_sources", ["data_source_id"], ["id"]),
@@ -35,14 +33,8 @@ FOREIGN_KEYS = {
 
 
 def upgrade() -> None:
-    for table, keys in FOREIGN_KEYS.items():
-        with op.batch_alter_table(table, naming_convention=metadata.naming_convention) as batch:
-            for name in keys:
-                batch.drop_constraint(name, type_="foreignkey")
+    drop_foreign_keys(FOREIGN_KEYS)
 
 
 def downgrade() -> None:
-    for table, keys in FOREIGN_KEYS.items():
-        with op.batch_alter_table(table, naming_convention=metadata.naming_convention) as batch:
-            for name, (referred, local, remote) in keys.items():
-                batch.create_foreign_key(name, referred, local, remote, ondelete="CASCADE")
+    restore_foreign_keys(FOREIGN_KEYS)
