@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, null, select
 
 from mspbyte_dagster.lib.adapters.microsoft365.files import DIRECTORY_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
@@ -270,9 +270,12 @@ def removed_users_query(tenant: str, data_source_id: int):
 
 
 def edges_query(tenant: str, data_source_id: int | None = None):
-    """The edges of one data source, or (None) of every data source of the tenant."""
+    """The edges of one data source, or (None) of every data source of the tenant; with their details only
+    where `build_context` reads them (a role's groups), so the membership edges' JSON is not parsed for
+    nothing (19,000 values at 10,000 users)."""
     c = entity_relationships.c
-    query = select(c.relationship_type, c.parent_id, c.child_id, c.details).where(c.tenant == tenant)
+    details = case((c.relationship_type == "assigned_role", c.details), else_=null()).label("details")
+    query = select(c.relationship_type, c.parent_id, c.child_id, details).where(c.tenant == tenant)
     return query if data_source_id is None else query.where(c.data_source_id == data_source_id)
 
 
