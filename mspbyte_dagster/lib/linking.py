@@ -62,17 +62,14 @@ def sync_edges(
         if key not in wanted:
             stale.append(_edge_key(key))
             counts.removed[key[0]] += 1
-    changed = [
-        _edge_key(key) | {"new_details": details}
-        for key, details in wanted.items()
-        if key in existing and existing[key] != details
-    ]
-    fresh = []
+    changed, fresh = [], []
     for key, details in wanted.items():
         counts.total[key[0]] += 1
         if key not in existing:
             counts.created[key[0]] += 1
             fresh.append((tenant, source, *key, details))
+        elif existing[key] != details:
+            changed.append(_edge_key(key) | {"new_details": details})
     by_key = (
         (c.tenant == tenant)
         & (c.relationship_type == bindparam("edge_type"))

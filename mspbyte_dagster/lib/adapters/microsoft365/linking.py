@@ -189,7 +189,8 @@ def derived_directory(rows: Iterable[EntityRow]) -> Directory:
 def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
     """Every edge the entities imply, with its details (direct, or through which groups); each kind's
     edges by parent, then child, in id order (sync_edges writes them in the table's key order, and
-    sorting runs already in order is cheap)."""
+    sorting runs already in order is cheap). Users are sorted by their ids, not their keys: integers
+    sort without a key function (seven policies of 6,000 users each at 10,000 users)."""
     directory = derived_directory(rows)
     ids = directory.ids
     user_ids = {uid: ids[("user", uid)] for uid in directory.users}
@@ -198,11 +199,15 @@ def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
         by_id = user_ids if kind == "user" else {key: ids[(kind, key)] for key in keys}
         return sorted(keys, key=by_id.__getitem__)
 
+    def users_in_order(uids: Iterable[str]) -> list[int]:
+        return sorted(map(user_ids.__getitem__, uids))
+
     edges: dict[EdgeKey, dict | None] = {}  # None: an edge with nothing to say (no JSON to write)
     for gid in in_order("group", directory.group_users):
-        direct = {m["id"] for m in directory.groups[gid].get("members") or []}
-        for uid in in_order("user", directory.group_users[gid]):
-            edges[("member_of", ids[("group", gid)], user_ids[uid])] = {"direct": uid in direct}
+        direct = {user_ids.get(m["id"]) for m in directory.groups[gid].get("members") or []}
+        group = ids[("group", gid)]
+        for user in users_in_order(directory.group_users[gid]):
+            edges[("member_of", group, user)] = {"direct": user in direct}
     for rid in in_order("role", directory.role_holders):
         direct_holders = {a["principalId"] for a in directory.roles[rid].get("assignments") or []}
         for uid in in_order("user", directory.role_holders[rid]):
@@ -210,14 +215,15 @@ def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
             details = {"direct": uid in direct_holders, "via_groups": via}
             edges[("assigned_role", ids[("role", rid)], user_ids[uid])] = details
     for rid in in_order("role", directory.eligible_holders):
-        for uid in in_order("user", directory.eligible_holders[rid]):
-            edges[("eligible_role", ids[("role", rid)], user_ids[uid])] = None
+        for user in users_in_order(directory.eligible_holders[rid]):
+            edges[("eligible_role", ids[("role", rid)], user)] = None
     by_template: dict[str, list[str]] = defaultdict(list)
     for rid, role in directory.roles.items():
         by_template[role.get("templateId") or rid].append(rid)
     for pid in in_order("policy", directory.policies):
-        for uid in in_order("user", applicable_users(directory, directory.policies[pid], by_template)):
-            edges[("applies_to", ids[("policy", pid)], user_ids[uid])] = None
+        policy = ids[("policy", pid)]
+        for user in users_in_order(applicable_users(directory, directory.policies[pid], by_template)):
+            edges[("applies_to", policy, user)] = None
     licensed: dict[int, list[int]] = defaultdict(list)
     for uid in in_order("user", directory.users):
         for licence in directory.users[uid].get("assignedLicenses") or []:
