@@ -53,7 +53,8 @@ STAGE_DESCRIPTIONS = {
     "tenant itself, and the other integrations'), upserted and swept.",
     "relationships": (
         "Read from the entities: member_of (transitive), assigned_role (direct and through groups), "
-        "eligible_role (PIM), applies_to, has_license."
+        "eligible_role (PIM), applies_to (or, for a policy that applies to most users, applies_to_all and "
+        "does_not_apply_to), has_license."
     ),
     "tenant_context": (
         "The entities and their relationships, read in constant queries into O(1) lookups both ways: "

@@ -176,6 +176,8 @@ def build_context(
     context.guests = {uid for uid, user in context.users.items() if user.get("userType") == "Guest"}
     context.group_users = {gid: set() for gid in context.groups}
     context.policy_users = {pid: set() for pid in context.policies}
+    for_all: list[str] = []  # policies that apply to every live user but those they are not applied to
+    spared: dict[str, set[str]] = defaultdict(set)
     for kind, parent_id, child_id, details in edges:
         if parent_id not in external or child_id not in external:
             continue  # an edge of a source whose entities are not read here
@@ -193,10 +195,18 @@ def build_context(
         elif kind == "applies_to":
             context.policy_users[parent].add(uid)
             context.user_policies[uid].add(parent)
+        elif kind == "applies_to_all":
+            for_all.append(parent)
+        elif kind == "does_not_apply_to":
+            spared[parent].add(uid)
         elif kind == "has_license" and uid in context.users:
             context.user_skus[uid].add(parent)
         else:  # the other integrations' edges
             context.links[kind].append((parent, uid))
+    for pid in for_all:
+        context.policy_users[pid] = context.users.keys() - spared[pid]
+        for uid in context.policy_users[pid]:
+            context.user_policies[uid].add(pid)
     for rid, role in context.roles.items():
         if is_privileged(role):
             context.admins |= context.role_holders.get(rid, set()) | context.eligible_holders.get(rid, set())

@@ -3,7 +3,8 @@
 The linker reads the live entities itself, derives every edge the rules need
 (transitive group membership, role holders direct and through groups, PIM
 eligibility, the Conditional Access policies that apply, licences) and syncs
-them: an edge that no longer holds is deleted, so a membership, role or licence
+them (a policy that applies to most users is written as the users it does not
+apply to: one edge and its exclusions, not one per user): an edge that no longer holds is deleted, so a membership, role or licence
 that goes away takes its alerts with it. The context loader reads these edges
 back; nothing downstream re-derives them.
 """
@@ -19,7 +20,15 @@ from sqlalchemy import Connection
 from mspbyte_dagster.lib.context import GROUP_ODATA, USER_ODATA, EntityRow, live_entities
 from mspbyte_dagster.lib.linking import EdgeKey, LinkCounts, sync_edges
 
-RELATIONSHIP_TYPES = ("member_of", "assigned_role", "eligible_role", "applies_to", "has_license")
+RELATIONSHIP_TYPES = (
+    "member_of",
+    "assigned_role",
+    "eligible_role",
+    "applies_to",  # policy -> user, when it applies to at most half of the live users
+    "applies_to_all",  # policy -> itself: it applies to every live user but its does_not_apply_to ones
+    "does_not_apply_to",  # policy -> user
+    "has_license",
+)
 
 
 @dataclass
@@ -222,8 +231,14 @@ def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
         by_template[role.get("templateId") or rid].append(rid)
     for pid in in_order("policy", directory.policies):
         policy = ids[("policy", pid)]
-        for user in users_in_order(applicable_users(directory, directory.policies[pid], by_template)):
-            edges[("applies_to", policy, user)] = None
+        applies = applicable_users(directory, directory.policies[pid], by_template)
+        if 2 * len(applies) <= len(user_ids):
+            for user in users_in_order(applies):
+                edges[("applies_to", policy, user)] = None
+        else:  # the users it spares are fewer: a policy for all users is one edge and its exclusions
+            edges[("applies_to_all", policy, policy)] = None
+            for user in users_in_order(user_ids.keys() - applies):
+                edges[("does_not_apply_to", policy, user)] = None
     licensed: dict[int, list[int]] = defaultdict(list)
     for uid in in_order("user", directory.users):
         for licence in directory.users[uid].get("assignedLicenses") or []:
