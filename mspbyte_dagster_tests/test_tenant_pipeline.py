@@ -327,13 +327,15 @@ def test_the_alerts_materialization_shows_the_tenants_open_alerts_as_a_table(wor
     assert [c.name for c in table.schema.columns] == ["id", "severity", "type", "entity", "since", "status"]
     with engine_for_env().connect() as conn:
         still_open = conn.execute(
-            select(alerts.c.id, alerts.c.severity).where(alerts.c.tenant == "delta", alerts.c.status != "resolved")
+            select(alerts.c.id, alerts.c.severity, alerts.c.first_seen_at).where(
+                alerts.c.tenant == "delta", alerts.c.status != "resolved"
+            )
         ).all()
     assert len(still_open) > 100  # more than the table shows
     rows = [record.data for record in table.records]
     assert len(rows) == 100 and metadata["open_alerts_not_shown"].value == len(still_open) - 100
-    ranks = [SEVERITY_RANK[row["severity"]] for row in rows]
-    assert ranks == sorted(ranks, reverse=True)  # most severe first
-    assert {row["id"] for row in rows} <= {row.id for row in still_open}
+    most_severe = sorted(still_open, key=lambda r: (-SEVERITY_RANK[r.severity], r.first_seen_at, r.id))[:100]
+    assert [row["id"] for row in rows] == [r.id for r in most_severe]  # most severe first, then oldest
+    assert len({row["severity"] for row in rows}) > 1
     # the ledger keeps the figures, not the table
     assert "open_alerts_table" not in ledger_rows("delta")[-1].stages["alerts"]

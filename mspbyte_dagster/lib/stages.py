@@ -190,13 +190,13 @@ def alerts_stage(state: PassState) -> dict:
         queued = announcer.queue(state.conn, run_id, now)
     with module("AlertChecks"):
         doubles = duplicate_open_fingerprints(state.conn, state.tenant)
-        still_open = open_alerts(state.conn, state.tenant)  # most severe first: the UI's table
+        table, still_open = open_alerts(state.conn, state.tenant, OPEN_ALERTS_SHOWN)  # the UI's table
     state.checks["one_open_alert_per_fingerprint"] = CheckOutcome.listing(
         doubles, "fingerprint(s) with more than one open alert", "no two open alerts share a fingerprint", "duplicates"
     )
     shown = {
-        "open_alerts_table": still_open[:OPEN_ALERTS_SHOWN],
-        "open_alerts_not_shown": len(still_open[OPEN_ALERTS_SHOWN:]),
+        "open_alerts_table": table,
+        "open_alerts_not_shown": still_open - len(table),
     }
     announced = {"notifications_queued": queued}
     return (

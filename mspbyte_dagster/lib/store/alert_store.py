@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 
 from mspbyte_dagster.lib.errors import InputError
 from mspbyte_dagster.lib.model import ALERT_STATUSES, MAX_SUPPRESSION, SEVERITY_RANK
@@ -111,8 +111,11 @@ def alert_history(conn: Connection, alert_id: int) -> dict:
     }
 
 
-def open_alerts(conn: Connection, tenant: str) -> list[dict]:
-    """The tenant's open alerts (active or suppressed), most severe first, then oldest first."""
+def open_alerts(conn: Connection, tenant: str, shown: int) -> tuple[list[dict], int]:
+    """The `shown` most severe of the tenant's open alerts (active or suppressed), oldest first within a
+    severity, and how many are open in all: the database ranks them (building and sorting every open
+    alert of a 10,000-user tenant in Python, 4,700 of them, to show 100 took longer than the ranking)."""
+    rank = case(SEVERITY_RANK, value=alerts.c.severity, else_=0)
     rows = conn.execute(
         select(
             alerts.c.id,
@@ -122,10 +125,13 @@ def open_alerts(conn: Connection, tenant: str) -> list[dict]:
             alerts.c.entity_id,
             alerts.c.first_seen_at,
             alerts.c.status,
-        ).where(alerts.c.tenant == tenant, alerts.c.status != "resolved")
+            func.count().over().label("open_count"),
+        )
+        .where(alerts.c.tenant == tenant, alerts.c.status != "resolved")
+        .order_by(rank.desc(), alerts.c.first_seen_at, alerts.c.id)
+        .limit(shown)
     ).all()
-    ranked = sorted(rows, key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), r.first_seen_at, r.id))
-    return [
+    table = [
         {
             "id": r.id,
             "severity": r.severity,
@@ -134,8 +140,9 @@ def open_alerts(conn: Connection, tenant: str) -> list[dict]:
             "since": r.first_seen_at.isoformat(timespec="seconds"),
             "status": r.status,
         }
-        for r in ranked
+        for r in rows
     ]
+    return table, rows[0].open_count if rows else 0
 
 
 def _open_alert(conn: Connection, alert_id: int, verb: str):
