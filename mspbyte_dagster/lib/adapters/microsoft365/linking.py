@@ -3,10 +3,11 @@
 The linker reads the live entities itself, derives every edge the rules need
 (transitive group membership, role holders direct and through groups, PIM
 eligibility, the Conditional Access policies that apply, licences) and syncs
-them (a policy that applies to most users is written as the users it does not
-apply to: one edge and its exclusions, not one per user): an edge that no longer holds is deleted, so a membership, role or licence
-that goes away takes its alerts with it. The context loader reads these edges
-back; nothing downstream re-derives them.
+them: an edge that no longer holds is deleted, so a membership, role or licence
+that goes away takes its alerts with it. A policy that applies to most users is
+written as the users it does not apply to: one edge and its exclusions, not one
+per user. The context loader reads these edges back; nothing downstream
+re-derives them.
 """
 
 from __future__ import annotations
