@@ -2,7 +2,7 @@
 
 PostgreSQL checks a foreign key row by row. Writing a 10,000-user tenant's
 entities with their tenant and data source checked took about 340 ms, 200 ms
-without (docs/benchmarks.md, 2026-12-01, seventh session). Entities are written
+without (docs/benchmarks.md, 2026-12-01, sixth session). Entities are written
 only by a pass of their tenant, which holds the tenant's lease and has read its
 row; nothing relied on the cascades: offboarding deletes every tenant table
 itself, and data sources are never deleted otherwise.
