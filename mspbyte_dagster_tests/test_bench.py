@@ -18,6 +18,7 @@ def test_bench_prints_both_paths_with_the_query_budgets(tmp_path, monkeypatch):
     stages = result["stages"]
     assert list(stages) == ["linking", "source_linking", "context", "analysis", "alerts"]  # the data flow's order
     assert result["repeat"] == 2 and result["floor_seconds"] > 0
+    assert 0 <= result["collector_seconds"] < result["new_total_seconds"]  # the collection after the path counts
     low, high = result["new_total_seconds_spread"]
     assert low <= result["new_total_seconds_median"] <= high
     ratio = result["new_total_seconds_median"] / result["floor_seconds"]

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from mspbyte_dagster.lib import stages
+from mspbyte_dagster.lib import pipeline, stages
+from mspbyte_dagster.lib.pipeline import STAGES, PassOptions, run_tenant_pass
 from mspbyte_dagster.lib.store.bulk import batched_rows, bulk_insert
 from mspbyte_dagster.lib.store.query_stats import QueryStats
 from mspbyte_dagster.lib.store.schema import entity_relationships
+from mspbyte_dagster_tests.snapshots import import_files, minimal_files
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -80,3 +82,13 @@ def test_a_stage_runs_with_the_cycle_collector_paused_and_leaves_it_as_it_was(mo
     with pytest.raises(ZeroDivisionError):
         stages.run_stage(None, "alerts", QueryStats(timed=False))
     assert gc.isenabled()
+
+
+def test_a_pass_runs_with_the_cycle_collector_paused_from_its_first_stage_to_its_last(engine, tmp_path, monkeypatch):
+    """Not only within each stage: turned on between stages, it scanned the pass's context each time."""
+    seen = []
+    open_pass = pipeline._open_pass
+    monkeypatch.setattr(pipeline, "_open_pass", lambda *args: seen.append(gc.isenabled()) or open_pass(*args))
+    import_files(engine, tmp_path / "store", minimal_files())
+    assert run_tenant_pass(engine, "contoso", STAGES, PassOptions()).status == "succeeded"
+    assert seen == [False] and gc.isenabled()

@@ -31,7 +31,7 @@ from mspbyte_dagster.lib.passes import (
     TenantHeld,
     TenantPass,
 )
-from mspbyte_dagster.lib.stages import run_stage
+from mspbyte_dagster.lib.stages import collector_paused, run_stage
 from mspbyte_dagster.lib.store import ledger
 from mspbyte_dagster.lib.store import tenants as tenant_store
 from mspbyte_dagster.lib.store.lease import LeaseUnavailable, process_name, tenant_lease
@@ -82,6 +82,25 @@ def _needed(stages: tuple[str, ...]) -> tuple[str, ...]:
 
 
 SNAPSHOT_STAGES = (STAGES[0], *SOURCE_STAGES)
+
+
+def _run_in_transaction(
+    engine: Engine,
+    tenant: str,
+    options: PassOptions,
+    ledger_id: int,
+    stages: tuple[str, ...],
+    result: TenantPass,
+    stats: QueryStats,
+) -> None:
+    """The pass's stages in one transaction. Its state (snapshot, context, analysis) dies when this
+    returns, before the caller turns the cycle collector back on: turned on while they lived, it scanned
+    them after every stage (0.77 s of a 50,000-user path's 6 s)."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        state = _open_pass(conn, tenant, options, ledger_id)
+        _run_stages(state, stages, result, stats)
+        if options.read_only:
+            transaction.rollback()
 
 
 def _open_pass(conn: Connection, tenant: str, options: PassOptions, ledger_id: int) -> PassState:
@@ -156,11 +175,8 @@ def run_tenant_pass(engine: Engine, tenant: str, stages: tuple[str, ...], option
                 try:
                     if "m365_snapshot" in stages:  # the APIs' HTTP, outside any transaction
                         fetched = _refreshed(options, engine, tenant)
-                    with engine.connect() as conn, conn.begin() as transaction:
-                        state = _open_pass(conn, tenant, options, ledger_id)
-                        _run_stages(state, stages, result, stats)
-                        if options.read_only:
-                            transaction.rollback()
+                    with collector_paused():
+                        _run_in_transaction(engine, tenant, options, ledger_id, stages, result, stats)
                     result.status = "succeeded"
                     if set(STAGES) <= set(stages):
                         result.checks[FRESHNESS_CHECK] = CheckOutcome(True, "refreshed by this pass")
