@@ -128,9 +128,10 @@ def baseline_rows(conn: Connection, tenant: str) -> list:
             guard = row.details.get("guard") or {}
             if missing is None:
                 missing = set(guard)
-            if missing & {measure for measure, count in guard.items() if count is not None}:
+            counted = {measure for measure, count in guard.items() if count is not None}
+            if missing & counted:
                 used.append(row)
-                missing -= {measure for measure, count in guard.items() if count is not None}
+                missing -= counted
             if not missing:
                 return used
         if len(rows) < BASELINE_PAGE:
