@@ -135,6 +135,27 @@ def test_statements_are_attributed_to_the_module_that_issued_them(engine, tmp_pa
     assert sum(by_module.values()) == row.queries == row.details["query_stats"]["queries"]
 
 
+LIVE_ENTITIES = re.compile(r"SELECT entities\.id, entities\.entity_type, entities\.external_id, entities\.state, entities\.data ")
+
+
+def entity_reads(caplog) -> list[str]:
+    """The modules that read the tenant's live entities whole, in order (from the slow-statement log)."""
+    return [m.group(1) for m in slow_logs(caplog) if LIVE_ENTITIES.match(m.group(3))]
+
+
+def test_the_context_of_a_pass_is_built_from_the_entities_its_linker_read(engine, tmp_path, caplog):
+    import_files(engine, tmp_path / "store", minimal_files())
+    caplog.set_level(logging.WARNING, logger="mspbyte")
+    linked = run_tenant_pass(engine, "contoso", STAGES, PassOptions(slow_query_threshold_ms=0))
+    assert entity_reads(caplog) == ["Microsoft365Linker"]
+    caplog.clear()
+    alone = run_tenant_pass(engine, "contoso", ("tenant_context",), PassOptions(slow_query_threshold_ms=0))
+    assert entity_reads(caplog) == ["DataContextLoader"]  # a context loaded without the linker reads them
+    assert alone.stages["tenant_context"]["queries"] == linked.stages["tenant_context"]["queries"] + 1
+    assert alone.stages["tenant_context"]["entities"] == linked.stages["tenant_context"]["entities"]
+    assert alone.stages["tenant_context"]["admins"] == linked.stages["tenant_context"]["admins"] == 2
+
+
 def test_fingerprint_keeps_the_statement_shape_without_its_values():
     statement = "SELECT *\n  FROM users WHERE name = 'O''Hara-8675309' AND age > 42 LIMIT 10"
     assert fingerprint(statement) == "SELECT * FROM users WHERE name = ? AND age > ? LIMIT ?"

@@ -98,10 +98,13 @@ def _path_stages(conn: Connection, tenant: str, path: str, with_memory: bool) ->
     loader, linker, analyzer, writer = PATHS[path]
     stats, now, figures = QueryStats(timed=False), datetime.now(UTC), {}
     source = tenant_header(conn.execute(header_query(tenant)).one()).data_source_id
+    linking = linker(conn)
     with measuring(stats):
-        _, figures["linking"] = _measure(lambda: linker(conn).link(tenant, source), stats, with_memory)
+        _, figures["linking"] = _measure(lambda: linking.link(tenant, source), stats, with_memory)
         _, figures["source_linking"] = _measure(lambda: _link_other_sources(conn, tenant), stats, with_memory)
-        context, figures["context"] = _measure(lambda: loader(conn).load(tenant), stats, with_memory)
+        # as a pass loads it: the new path from the entities its linker read
+        load = (lambda: loader(conn).load(tenant, linking.rows)) if path == "new" else lambda: loader(conn).load(tenant)
+        context, figures["context"] = _measure(load, stats, with_memory)
 
         def analyse():
             analysis = with_other_sources(analyzer(conn).analyze(context), context)

@@ -352,9 +352,12 @@ class DataContextLoader:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def load(self, tenant: str) -> TenantContext:
+    def load(self, tenant: str, rows: list[EntityRow] | None = None) -> TenantContext:
+        """`rows`: the tenant's live Microsoft 365 entities, when this transaction has read them since it last
+        wrote any (the linker's)."""
         header = tenant_header(self.conn.execute(header_query(tenant)).one())
         other = read_other_sources(self.conn, tenant, header)
-        rows = live_entities(self.conn, tenant, header.data_source_id)
+        if rows is None:
+            rows = live_entities(self.conn, tenant, header.data_source_id)
         edges = batched_rows(self.conn.execute(edges_query(tenant)))
         return build_context(header, rows, edges, other.rows, other.sources, other.removed)

@@ -12,7 +12,7 @@ from mspbyte_dagster.lib.adapters.base import Integration
 from mspbyte_dagster.lib.adapters.registry import DEFAULT, INTEGRATIONS
 from mspbyte_dagster.lib.adapters.snapshot_files import Snapshot
 from mspbyte_dagster.lib.alerts import AlertOutcome
-from mspbyte_dagster.lib.context import TenantContext
+from mspbyte_dagster.lib.context import EntityRow, TenantContext
 from mspbyte_dagster.lib.flags import FLAG_DEFAULTS, FeatureFlagManager
 from mspbyte_dagster.lib.model import STAGES, Analysis
 from mspbyte_dagster.lib.store.retention import Retention
@@ -104,6 +104,7 @@ class PassState:
     snapshot: Snapshot | None = None
     guard: dict = field(default_factory=dict)
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
+    entity_rows: list[EntityRow] | None = None  # the linker's read, for the context loader that comes next
     context: TenantContext | None = None
     analysis: Analysis | None = None
     alert_outcome: AlertOutcome | None = None

@@ -116,18 +116,26 @@ def context_stage(state: PassState) -> dict:
 
 
 def _context(state: PassState) -> TenantContext:
-    """The pass's context: loaded once per pass (a stage run alone loads it: a few queries, nothing kept)."""
+    """The pass's context: loaded once per pass (a stage run alone loads it: a few queries, nothing kept),
+    from the entities the new linker read, when it ran before in the pass."""
     if state.context is None:
         loader = _loader(state)
+        rows, state.entity_rows = state.entity_rows, None
         with module(loader.__name__):
-            state.context = loader(state.conn).load(state.tenant)
+            if loader is DataContextLoader:
+                state.context = loader(state.conn).load(state.tenant, rows)
+            else:
+                state.context = loader(state.conn).load(state.tenant)
     return state.context
 
 
 def relationships_stage(state: PassState) -> dict:
     linker = Microsoft365Linker if state.paths["relationships"] == "new" else LegacyLinker
     with module(linker.__name__):
-        counts = linker(state.conn).link(state.tenant, state.data_source_id)
+        linking = linker(state.conn)
+        counts = linking.link(state.tenant, state.data_source_id)
+    if isinstance(linking, Microsoft365Linker):
+        state.entity_rows = linking.rows
     others = {}
     for source in state.sources.values():  # a new integration has the new path only
         linker = source.integration.linker

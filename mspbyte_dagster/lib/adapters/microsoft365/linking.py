@@ -253,11 +253,14 @@ def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
 
 
 class Microsoft365Linker:
-    """Syncs a tenant's edges in a handful of statements: read entities and edges, bulk delete, bulk insert."""
+    """Syncs a tenant's edges in a handful of statements: read entities and edges, bulk delete, bulk insert.
+    It keeps the live entities it read (`rows`): the pass's context loader, next in the same transaction,
+    takes them rather than reading and decoding them again (0.1 s of a 10,000-user pass)."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
+        self.rows: list[EntityRow] = []
 
     def link(self, tenant: str, source: int) -> LinkCounts:
-        wanted = desired_edges(live_entities(self.conn, tenant, source))
-        return sync_edges(self.conn, tenant, source, wanted, RELATIONSHIP_TYPES)
+        self.rows = live_entities(self.conn, tenant, source)
+        return sync_edges(self.conn, tenant, source, desired_edges(self.rows), RELATIONSHIP_TYPES)
