@@ -46,9 +46,13 @@ def link(engine, tmp_path):
 
 
 def applied(engine, policy_id: str) -> set[str]:
-    """The users a policy applies to, as the context reads them from the edges the linker wrote."""
+    """The users a policy applies to, as the context reads them from the edges the linker wrote (the same
+    both ways: by policy, and by user)."""
     with engine.connect() as conn:
-        return DataContextLoader(conn).load("contoso").policy_users[policy_id]
+        context = DataContextLoader(conn).load("contoso")
+    by_user = {uid for uid, policies in context.user_policies.items() if policy_id in policies}
+    assert by_user == context.policy_users[policy_id]
+    return by_user
 
 
 def test_a_policy_for_all_users_applies_to_every_user(link, engine):

@@ -135,7 +135,9 @@ def test_statements_are_attributed_to_the_module_that_issued_them(engine, tmp_pa
     assert sum(by_module.values()) == row.queries == row.details["query_stats"]["queries"]
 
 
-LIVE_ENTITIES = re.compile(r"SELECT entities\.id, entities\.entity_type, entities\.external_id, entities\.state, entities\.data ")
+LIVE_ENTITIES = re.compile(
+    r"SELECT entities\.id, entities\.entity_type, entities\.external_id, entities\.state, entities\.data "
+)
 
 
 def entity_reads(caplog) -> list[str]:

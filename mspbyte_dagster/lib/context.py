@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import Connection, case, func, null, select
 
 from mspbyte_dagster.lib.adapters.microsoft365.files import DIRECTORY_FILES
 from mspbyte_dagster.lib.adapters.microsoft365.roles import PRIVILEGED_TEMPLATE_IDS
 from mspbyte_dagster.lib.model import M365_DATA_SOURCE
+from mspbyte_dagster.lib.rules import parse_time
 from mspbyte_dagster.lib.store.bulk import batched_rows
 from mspbyte_dagster.lib.store.schema import data_sources, entities, entity_relationships, snapshots, tenants
 
@@ -120,11 +122,39 @@ class TenantContext:
             user.get("signInActivity") is not None for user in self.users.values()
         )
 
+    @cached_property
+    def stale_users(self) -> dict[str, datetime | None]:
+        """docs/rules.md "Stale": the enabled users with no sign-in in the last stale_days before capturedAt
+        (never signed in: whose account is that old), each with its last sign-in (None: never). Worked out
+        once: the stale and licence rules both ask it of most users (50,000 users: 90,000 times)."""
+        cutoff = self.header.captured_at - timedelta(days=self.header.stale_days)
+        stale: dict[str, datetime | None] = {}
+        for uid, user in self.users.items():
+            if user.get("accountEnabled") is not True:
+                continue
+            seen = last_sign_in(user)
+            if seen is not None:
+                if seen <= cutoff:
+                    stale[uid] = seen
+                continue
+            created = parse_time(user.get("createdDateTime"))
+            if created is not None and created <= cutoff:
+                stale[uid] = None
+        return stale
+
     def entity_counts(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
         for entity_type, _external_id in self.entity_ids:
             counts[entity_type] += 1
         return dict(counts)
+
+
+def last_sign_in(user: dict) -> datetime | None:
+    """The latest of interactive and non-interactive sign-ins; None: never signed in."""
+    activity = user.get("signInActivity") or {}
+    times = [parse_time(activity.get(k)) for k in ("lastSignInDateTime", "lastNonInteractiveSignInDateTime")]
+    times = [t for t in times if t is not None]
+    return max(times) if times else None
 
 
 def is_privileged(role: dict) -> bool:
@@ -178,13 +208,15 @@ def build_context(
     context.policy_users = {pid: set() for pid in context.policies}
     for_all: list[str] = []  # policies that apply to every live user but those they are not applied to
     spared: dict[str, set[str]] = defaultdict(set)
+    group_users, user_groups = context.group_users, context.user_groups  # the most edges (50,000 users: 98,000)
     for kind, parent_id, child_id, details in edges:
-        if parent_id not in external or child_id not in external:
+        try:
+            parent, uid = external[parent_id], external[child_id]
+        except KeyError:
             continue  # an edge of a source whose entities are not read here
-        parent, uid = external[parent_id], external[child_id]
         if kind == "member_of":
-            context.group_users[parent].add(uid)
-            context.user_groups[uid].add(parent)
+            group_users[parent].add(uid)
+            user_groups[uid].add(parent)
         elif kind == "assigned_role":
             context.role_holders[parent].add(uid)
             context.user_roles[uid].add(parent)
@@ -203,14 +235,24 @@ def build_context(
             context.user_skus[uid].add(parent)
         else:  # the other integrations' edges
             context.links[kind].append((parent, uid))
-    for pid in for_all:
-        context.policy_users[pid] = context.users.keys() - spared[pid]
-        for uid in context.policy_users[pid]:
-            context.user_policies[uid].add(pid)
+    _apply_to_all(context, for_all, spared)
     for rid, role in context.roles.items():
         if is_privileged(role):
             context.admins |= context.role_holders.get(rid, set()) | context.eligible_holders.get(rid, set())
     return context
+
+
+def _apply_to_all(context: TenantContext, for_all: list[str], spared: dict[str, set[str]]) -> None:
+    """The policies for all users but those spared, both ways: each user's share is worked out once, not
+    added policy by policy (seven such policies of 50,000 users were 200,000 additions)."""
+    spared_by: dict[str, set[str]] = defaultdict(set)
+    for pid in for_all:
+        context.policy_users[pid] = context.users.keys() - spared[pid]
+        for uid in spared[pid]:
+            spared_by[uid].add(pid)
+    everyone = frozenset(for_all)
+    for uid in context.users if for_all else ():
+        context.user_policies[uid] |= everyone - spared_by[uid] if uid in spared_by else everyone
 
 
 def _entities_snapshot(tenant: str):

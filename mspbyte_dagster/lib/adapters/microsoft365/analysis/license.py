@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import display, is_stale, missing_inputs
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import display, missing_inputs
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Finding, RuleEvaluation
 from mspbyte_dagster.lib.rules import evaluation
@@ -36,7 +36,7 @@ def license_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEv
             if uid in unjudged or not context.user_skus.get(uid):
                 continue
             disabled = user.get("accountEnabled") is not True
-            if not disabled and not is_stale(context, user):
+            if not disabled and uid not in context.stale_users:
                 continue
             reason, severity = ("disabled", "medium") if disabled else ("stale", "low")
             for sku_id in sorted(context.user_skus[uid]):

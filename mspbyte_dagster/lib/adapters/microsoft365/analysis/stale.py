@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import display, is_stale, last_sign_in, missing_inputs
+from mspbyte_dagster.lib.adapters.microsoft365.analysis.common import display, missing_inputs
 from mspbyte_dagster.lib.context import TenantContext
 from mspbyte_dagster.lib.model import Finding, RuleEvaluation
 from mspbyte_dagster.lib.rules import evaluation
@@ -16,12 +16,10 @@ def stale_findings(context: TenantContext) -> tuple[list[Finding], list[RuleEval
     if missing:
         return [], evaluations
     findings = []
-    for uid, user in context.users.items():
-        if not is_stale(context, user):
-            continue
+    for uid, seen in context.stale_users.items():
+        user = context.users[uid]
         admin, licensed = uid in context.admins, bool(context.user_skus.get(uid))
         severity = "high" if admin else ("medium" if licensed else "low")
-        seen = last_sign_in(user)
         when = f"last signed in {seen:%Y-%m-%d}" if seen else "never signed in"
         findings.append(
             Finding(
