@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from dagster import AssetCheckEvaluation, AssetKey
+from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
 
 import mspbyte_dagster
-from mspbyte_dagster.defs.check_targets import AssetCheckEvaluationTargetMaterializationData
+from mspbyte_dagster.defs.check_targets import AssetCheckEvaluationTargetMaterializationData, latest_materializations
 
 PACKAGE = Path(mspbyte_dagster.__file__).parent
 
@@ -29,3 +29,18 @@ def test_no_other_module_imports_dagster_internals():
         if "from dagster._" in path.read_text() or "import dagster._" in path.read_text()
     )
     assert private == ["defs/check_targets.py"]
+
+
+def test_each_partition_gets_its_own_latest_materialization_however_far_back_it_is():
+    """Looked up for many partitions at once, a page at a time: one materialized long ago is found
+    behind the newer records of the others, and one never materialized has no target."""
+    instance = DagsterInstance.ephemeral()
+    for partition in ("old", "a", "b", "a", "b", "other"):
+        instance.report_runless_asset_event(AssetMaterialization("alerts", partition=partition))
+    found = latest_materializations(instance, "alerts", ["a", "b", "old", "never"])
+    assert sorted(found) == ["a", "b", "old"]
+    for partition, target in found.items():
+        [newest] = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("alerts"), asset_partitions=[partition]), limit=1
+        ).records
+        assert target.storage_id == newest.storage_id

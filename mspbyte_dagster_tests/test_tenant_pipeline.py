@@ -194,6 +194,21 @@ def test_users_falling_below_half_hold_the_tenant_and_only_it(world):
     )
     assert evaluation.target_materialization_data.storage_id == latest.storage_id
     assert latest.run_id == result.run_id
+    # every tenant's every evaluation, looked up together, names its own partition's latest materialization
+    evaluations = [
+        e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    targets = {
+        (e.asset_key.to_user_string(), e.partition): e.target_materialization_data for e in evaluations if e.partition
+    }
+    assert {tenant for _, tenant in targets} == {"alpha", "bravo", "charlie"}
+    for (asset, tenant), target in targets.items():
+        [newest] = (
+            DagsterInstance.get()
+            .fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[tenant]), limit=1)
+            .records
+        )
+        assert (target.storage_id, target.run_id) == (newest.storage_id, result.run_id), (asset, tenant)
     held = ledger_rows("bravo")[-1]
     assert held.status == "held" and "users fell from 30 to 14" in held.reason
     assert entity_count("bravo") == 35  # nothing written: the 16 users are not deleted

@@ -180,14 +180,18 @@ def tenant_pipeline(
     selected = tuple(s for s in ASSETS if context.asset_key_for_output(s) in context.selected_asset_keys)
     checks = {key.name for key in context.selected_asset_check_keys}
     results: list[TenantPass] = []
-    for tenant in context.partition_keys:
-        result = run_tenant_pass(engine, tenant, selected, options)
-        results.append(result)
-        if result.status != "succeeded":  # a success shows as the stages' materializations and the pass's log line
-            context.log.warning(f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
-        for stage, figures in result.stages.items():
-            yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(tenant, figures))
-        for evaluation in tenant_evaluations(context.instance, result, checks):
+    try:
+        for tenant in context.partition_keys:
+            result = run_tenant_pass(engine, tenant, selected, options)
+            results.append(result)
+            if result.status != "succeeded":  # a success shows as the stages' materializations and the pass's log
+                context.log.warning(
+                    f"tenant {tenant}: {result.status}" + (f" ({result.reason})" if result.reason else "")
+                )
+            for stage, figures in result.stages.items():
+                yield AssetMaterialization(asset_key=stage, partition=tenant, metadata=stage_metadata(tenant, figures))
+    finally:  # the checks of the tenants that passed, even when the run stops: their targets looked up together
+        for evaluation in tenant_evaluations(context.instance, results, checks):
             context.log_event(evaluation)
     yield from run_summaries(results, checks)
     push_figures(context, prometheus, results)

@@ -14,15 +14,25 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 
-def latest_materialization(
-    instance: DagsterInstance, asset: str, partition: str
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The partition's latest materialization of `asset`, as a check evaluation's target."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
-    )
+def latest_materializations(
+    instance: DagsterInstance, asset: str, partitions: list[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """Each partition's latest materialization of `asset`, as a check evaluation's target (a partition never
+    materialized has none). Newest first, a page at a time: after a run, its tenants' records are the first
+    page, so a range of 50 tenants costs one query, not 50."""
+    found: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    wanted = AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=partitions)
+    cursor = None
+    while len(found) < len(set(partitions)):
+        page = instance.fetch_materializations(wanted, limit=max(len(partitions), 1), cursor=cursor)
+        for record in page.records:
+            found.setdefault(
+                record.partition_key,
+                AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                ),
+            )
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found

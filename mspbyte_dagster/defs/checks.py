@@ -11,7 +11,7 @@ from dagster import (
     PreviewWarning,
 )
 
-from mspbyte_dagster.defs.check_targets import latest_materialization
+from mspbyte_dagster.defs.check_targets import latest_materializations
 from mspbyte_dagster.defs.partitions import tenants_partitions
 from mspbyte_dagster.lib.passes import FRESHNESS_CHECK, SOURCE_STAGES, TenantPass, guard_check
 
@@ -43,24 +43,28 @@ with warnings.catch_warnings():
     ]
 
 
-def tenant_evaluations(instance: DagsterInstance, result: TenantPass, selected: set[str]) -> list[AssetCheckEvaluation]:
-    """The tenant's check results, each against the materialization it judged (the tenant's latest of
-    the checked asset, looked up once per asset), so the UI shows it on the tenant's partition."""
-    judged = {name: outcome for name, outcome in result.checks.items() if name in selected}
-    targets = {
-        asset: latest_materialization(instance, asset, result.tenant) for asset in {CHECKS[name][0] for name in judged}
-    }
+def tenant_evaluations(
+    instance: DagsterInstance, results: list[TenantPass], selected: set[str]
+) -> list[AssetCheckEvaluation]:
+    """The tenants' check results, each against the materialization it judged (its tenant's latest of the
+    checked asset, looked up once per asset for all the tenants), so the UI shows it on the tenant's partition."""
+    judged = [(result.tenant, name, outcome) for result in results for name, outcome in result.checks.items()]
+    judged = [(tenant, name, outcome) for tenant, name, outcome in judged if name in selected]
+    tenants_of: dict[str, list[str]] = {}
+    for tenant, name, _ in judged:
+        tenants_of.setdefault(CHECKS[name][0], []).append(tenant)
+    targets = {asset: latest_materializations(instance, asset, tenants) for asset, tenants in tenants_of.items()}
     return [
         AssetCheckEvaluation(
             asset_key=AssetKey(CHECKS[name][0]),
             check_name=name,
             passed=outcome.passed,
-            partition=result.tenant,
+            partition=tenant,
             description=outcome.description,
             metadata=outcome.metadata,
-            target_materialization_data=targets[CHECKS[name][0]],
+            target_materialization_data=targets[CHECKS[name][0]].get(tenant),
         )
-        for name, outcome in judged.items()
+        for tenant, name, outcome in judged
     ]
 
 

@@ -17,7 +17,7 @@ from dagster import (
     sensor,
 )
 
-from mspbyte_dagster.defs.check_targets import latest_materialization
+from mspbyte_dagster.defs.check_targets import latest_materializations
 from mspbyte_dagster.defs.checks import CHECKS
 from mspbyte_dagster.defs.jobs import tenant_pipeline_job
 from mspbyte_dagster.defs.partitions import (
@@ -226,7 +226,9 @@ def tenant_freshness_sensor(context: SensorEvaluationContext, database: Database
                     f"overdue: last refreshed {since:%Y-%m-%d %H:%M} UTC" if since else "overdue: never refreshed"
                 )
                 + f"; expected within {max_age.total_seconds() / 60:.0f} minutes",
-                target_materialization_data=latest_materialization(context.instance, "m365_snapshot", tenant),
+                target_materialization_data=latest_materializations(context.instance, "m365_snapshot", [tenant]).get(
+                    tenant
+                ),
             )
         )
     context.update_cursor(json.dumps(late))
