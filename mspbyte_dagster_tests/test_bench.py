@@ -24,6 +24,8 @@ def test_bench_prints_both_paths_with_the_query_budgets(tmp_path, monkeypatch):
     ratio = result["new_total_seconds_median"] / result["floor_seconds"]
     assert result["ratio_to_floor"] == pytest.approx(ratio, rel=0.25)  # of rounded figures
     assert all(stages[s][path]["peak_mb"] is not None for s in stages for path in ("new", "legacy"))  # both traced
+    # the process's peak before tracing, and after it (the traces weigh on it)
+    assert 0 < result["process_max_rss_mb"] <= result["traced_process_max_rss_mb"]
     assert stages["context"]["new"]["queries"] <= 7 and stages["linking"]["new"]["queries"] <= 8
     assert stages["alerts"]["new"]["queries"] <= 8
     assert stages["source_linking"]["new"]["queries"] == 1  # no other source: one read finds nothing to link
@@ -40,7 +42,9 @@ def test_bench_with_a_sophos_source_keeps_the_query_budgets(tmp_path, monkeypatc
         "bench", "--users", "60", "--sources", "m365,sophos", "--no-legacy", "--no-memory", "--repeat", "1", "--json"
     )
     assert code == 0, err
-    stages = json.loads(out)["stages"]
+    result = json.loads(out)
+    stages = result["stages"]
+    assert result["traced_process_max_rss_mb"] is None and result["process_max_rss_mb"] > 0  # nothing traced
     assert 0 < stages["source_linking"]["new"]["queries"] <= 8 and stages["linking"]["new"]["queries"] <= 8
     assert stages["context"]["new"]["queries"] <= 7 and stages["alerts"]["new"]["queries"] <= 8
 

@@ -148,9 +148,9 @@ def _vacuum(engine: Engine) -> None:
             conn.execute(text("VACUUM"))
 
 
-def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bool, repeat: int) -> dict:
+def _path_figures(engine: Engine, tenants: list[str], path: str, repeat: int) -> dict:
     """Per stage, queries and seconds summed over the tenants, `repeat` times (each tenant rolled back
-    after); the largest traced peak; and for the new path the floor, measured in the same runs."""
+    after); and for the new path the floor, measured in the same runs."""
     totals = {stage: {"queries": 0, "seconds": [], "peak_mb": None} for stage in BENCH_STAGES}
     floors, collections = [], []
     for _ in range(repeat):
@@ -173,17 +173,25 @@ def _path_figures(engine: Engine, tenants: list[str], path: str, with_memory: bo
         floors.append(floor)
         collections.append(collection)
         _vacuum(engine)
-    if with_memory:
-        for tenant in tenants:
-            with engine.connect() as conn:
-                transaction = conn.begin()
-                figures, _ = _run_path(conn, tenant, path, True)
-                transaction.rollback()
-            for stage, measured in figures.items():
-                totals[stage]["peak_mb"] = max(totals[stage]["peak_mb"] or 0, measured["peak_mb"])
     runs = zip(*(totals[s]["seconds"] for s in BENCH_STAGES), collections, strict=True)
     path_seconds = [sum(run) for run in runs]
     return {"stages": totals, "total_seconds": path_seconds, "floor_seconds": floors, "collector_seconds": collections}
+
+
+def _traced_peaks(engine: Engine, tenants: list[str], path: str, stages: dict[str, dict]) -> None:
+    """Each stage's largest traced peak over the tenants, from a run of its own (tracing slows every
+    allocation, and its traces weigh on the process's RSS: it comes after every timed run)."""
+    for tenant in tenants:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            figures, _ = _run_path(conn, tenant, path, True)
+            transaction.rollback()
+        for stage, measured in figures.items():
+            stages[stage]["peak_mb"] = max(stages[stage]["peak_mb"] or 0, measured["peak_mb"])
+
+
+def _max_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_bench(
@@ -212,10 +220,11 @@ def run_bench(
             run_tenant_pass(engine, key, ("m365_snapshot", *SOURCE_STAGES, "entities"), options or PassOptions())
         trace_legacy = with_memory and users <= LEGACY_TRACED_USERS
         chosen = PATHS if legacy else ("new",)
-        paths = {
-            path: _path_figures(engine, keys, path, with_memory and (path == "new" or trace_legacy), repeat)
-            for path in chosen
-        }
+        paths = {path: _path_figures(engine, keys, path, repeat) for path in chosen}
+        untraced_rss = _max_rss_mb()
+        for path in chosen if with_memory else ():
+            if path == "new" or trace_legacy:
+                _traced_peaks(engine, keys, path, paths[path]["stages"])
     stages = {}
     for stage in BENCH_STAGES:
         new, old = paths["new"]["stages"][stage], paths.get("legacy", {}).get("stages", {}).get(stage)
@@ -247,7 +256,9 @@ def run_bench(
         "new_total_seconds_spread": [round(min(new_totals), 3), round(max(new_totals), 3)],
         "floor_seconds": round(median(floors), 3),
         "ratio_to_floor": round(median(new_totals) / max(median(floors), 1e-6), 2),
-        "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # the process's peak before any traced run, and after them (tracemalloc's traces included)
+        "process_max_rss_mb": untraced_rss,
+        "traced_process_max_rss_mb": _max_rss_mb() if with_memory else None,
     }
     if legacy and with_memory and not trace_legacy:
         result["legacy_peak_mb_not_measured"] = (

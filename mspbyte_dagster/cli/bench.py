@@ -89,6 +89,7 @@ def bench(
         f"({low}-{high}, the collection after it {result['collector_seconds']} s included); "
         f"floor {result['floor_seconds']} s ({result['ratio_to_floor']}x); "
         f"process peak RSS {result['process_max_rss_mb']} MB"
+        + (f" ({result['traced_process_max_rss_mb']} MB after tracing memory)" if memory else "")
     )
 
 
