@@ -157,6 +157,20 @@ def test_step6_alerts_of_an_entity_removed_by_the_sweep_resolve_as_entity_remove
         assert (row.status, row.resolved_reason) == ("resolved", "entity_removed")
 
 
+def test_alerts_resolved_in_one_pass_for_different_reasons_each_keep_their_own(tenant):
+    """Written together (the same columns change), yet not to the same values."""
+    holder = person("off", enabled=False, skus=["e3"])
+    tenant.sync(staff(person("alice"), holder, policies=[BLOCK], skus=[sku("e3", 1, 1)]))
+    later = captured_later(staff(person("alice"), skus=[sku("e3", 1, 1)]), 1)  # MFA for all again; off is gone
+    assert counts(tenant.sync(later))["resolved"] == 3  # alice's and ok's mfa_not_enforced, off's licence
+    for alert, reason in (
+        (("mfa_not_enforced", "alice"), "not_found"),
+        (("license_waste", "off", "e3"), "entity_removed"),
+    ):
+        row = tenant.alert(*alert)
+        assert (row.status, row.resolved_reason, row.resolved_at) == ("resolved", reason, CAPTURED + timedelta(days=1))
+
+
 def test_step6_a_policy_removed_by_the_sweep_takes_its_alert_with_it(tenant):
     pilot = ca_policy("p-pilot", state="enabledForReportingButNotEnforced")
     tenant.sync(staff(policies=[MFA_FOR_ALL, BLOCK, pilot]))

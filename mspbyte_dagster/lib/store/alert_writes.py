@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ARRAY, BigInteger, Connection, String, bindparam, cast, func, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, String, any_, bindparam, cast, func, select, update
 
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
@@ -44,11 +44,18 @@ def alert_columns(change: dict) -> dict:
 
 
 def update_alerts(conn: Connection, tenant: str, changes: list[dict]) -> None:
-    """One executemany UPDATE per set of changed columns."""
+    """One UPDATE per set of changed columns: on PostgreSQL a single statement over the ids when its rows
+    all take the same values (every alert an hourly pass sees again takes the same last_seen_at: 4,700
+    rows, 195 ms as an executemany), else an executemany."""
     by_columns: dict[tuple[str, ...], list[dict]] = {}
     for change in changes:
         by_columns.setdefault(tuple(sorted(alert_columns(change))), []).append(change)
     for columns, same in by_columns.items():
+        shared = alert_columns(same[0])
+        if conn.dialect.name == "postgresql" and all(alert_columns(change) == shared for change in same):
+            ids = cast([change["alert_id"] for change in same], ARRAY(BigInteger))
+            conn.execute(update(alerts).where(alerts.c.tenant == tenant, alerts.c.id == any_(ids)).values(shared))
+            continue
         statement = (
             update(alerts)
             .where(alerts.c.tenant == tenant, alerts.c.id == bindparam("alert_id"))
