@@ -20,11 +20,12 @@ def latest_materializations(
     """Each partition's latest materialization of `asset`, as a check evaluation's target (a partition never
     materialized has none). Newest first, a page at a time: after a run, its tenants' records are the first
     page, so a range of 50 tenants costs one query, not 50."""
+    partitions = list(dict.fromkeys(partitions))  # a tenant judged by several checks of the asset counts once
     found: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
     wanted = AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=partitions)
     cursor = None
-    while len(found) < len(set(partitions)):
-        page = instance.fetch_materializations(wanted, limit=max(len(partitions), 1), cursor=cursor)
+    while len(found) < len(partitions):
+        page = instance.fetch_materializations(wanted, limit=len(partitions), cursor=cursor)
         for record in page.records:
             found.setdefault(
                 record.partition_key,

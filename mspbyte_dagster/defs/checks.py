@@ -48,8 +48,7 @@ def tenant_evaluations(
 ) -> list[AssetCheckEvaluation]:
     """The tenants' check results, each against the materialization it judged (its tenant's latest of the
     checked asset, looked up once per asset for all the tenants), so the UI shows it on the tenant's partition."""
-    judged = [(result.tenant, name, outcome) for result in results for name, outcome in result.checks.items()]
-    judged = [(tenant, name, outcome) for tenant, name, outcome in judged if name in selected]
+    judged = [(r.tenant, name, outcome) for r in results for name, outcome in r.checks.items() if name in selected]
     tenants_of: dict[str, list[str]] = {}
     for tenant, name, _ in judged:
         tenants_of.setdefault(CHECKS[name][0], []).append(tenant)

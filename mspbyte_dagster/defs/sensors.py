@@ -214,7 +214,9 @@ def tenant_freshness_sensor(context: SensorEvaluationContext, database: Database
         refreshed = last_refreshed(conn, tenants)
     late = overdue(refreshed, datetime.now(UTC), max_age)
     reported = set(json.loads(context.cursor or "[]"))
-    for tenant in (t for t in late if t not in reported):
+    newly_late = [tenant for tenant in late if tenant not in reported]
+    targets = latest_materializations(context.instance, CHECKS[FRESHNESS_CHECK][0], newly_late)
+    for tenant in newly_late:
         since = refreshed[tenant]
         context.instance.report_runless_asset_event(
             AssetCheckEvaluation(
@@ -226,9 +228,7 @@ def tenant_freshness_sensor(context: SensorEvaluationContext, database: Database
                     f"overdue: last refreshed {since:%Y-%m-%d %H:%M} UTC" if since else "overdue: never refreshed"
                 )
                 + f"; expected within {max_age.total_seconds() / 60:.0f} minutes",
-                target_materialization_data=latest_materializations(context.instance, "m365_snapshot", [tenant]).get(
-                    tenant
-                ),
+                target_materialization_data=targets.get(tenant),
             )
         )
     context.update_cursor(json.dumps(late))
