@@ -234,6 +234,17 @@ def test_alert_events_are_append_only_and_record_every_action(tenant):
     ]
 
 
+def test_each_alert_a_pass_creates_has_its_own_created_event(tenant):
+    """A pass's new alerts and their events are written in bulk: each event names its own alert."""
+    users = [person("off", enabled=False, skus=["e3"]), person("alice"), person("idle", sign_in=signin(200))]
+    tenant.sync(staff(*users, unregistered=["alice"], skus=[sku("e3", 1, prepaid=1)]))
+    rows = tenant.alerts()
+    assert len({(row.severity, str(row.details)) for row in rows.values()}) >= 3
+    for row in rows.values():
+        (event,) = tenant.events(row.id)
+        assert (event.action, event.severity, event.details) == ("created", row.severity, row.details)
+
+
 def test_entity_state_is_the_highest_severity_of_its_active_alerts(tenant):
     policies = [ca_policy("p-block", grant=["block"], exclude_users=["boss"])]
     tenant.sync(staff(person("boss"), policies=policies, assignments=[admin("boss")], unregistered=["boss"]))

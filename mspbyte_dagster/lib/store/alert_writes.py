@@ -30,13 +30,21 @@ def tenant_alerts(conn: Connection, tenant: str) -> list:
 
 
 def insert_alerts(conn: Connection, tenant: str, creates: list[dict]) -> dict[Fingerprint, int]:
-    """New alerts, and the id of every alert of the tenant by fingerprint (one read, not one per row)."""
+    """New alerts, and their ids by fingerprint. On PostgreSQL their ids are drawn from the table's sequence
+    first, in one statement, and copied with the rows: reading the tenant's alerts back after the COPY took
+    35 ms of a 10,000-user pass, however few were new. SQLite reads them back."""
     if not creates:
         return {}
-    bulk_insert(conn, alerts, creates)
-    c = alerts.c
-    query = select(c.id, c.alert_type, c.entity_type, c.entity_id, c.sku_id).where(c.tenant == tenant)
-    return {fingerprint_of(row): row.id for row in conn.execute(query)}
+    if conn.dialect.name != "postgresql":
+        bulk_insert(conn, alerts, creates)
+        c = alerts.c
+        query = select(c.id, c.alert_type, c.entity_type, c.entity_id, c.sku_id).where(c.tenant == tenant)
+        return {fingerprint_of(row): row.id for row in conn.execute(query)}
+    drawn = select(func.nextval(func.pg_get_serial_sequence(alerts.name, alerts.c.id.name)))
+    ids = conn.execute(drawn.select_from(func.generate_series(1, len(creates)))).scalars().all()
+    bulk_insert(conn, alerts, ({"id": id_} | create for id_, create in zip(ids, creates, strict=True)))
+    keys = ((c["alert_type"], c["entity_type"], c["entity_id"], c["sku_id"]) for c in creates)
+    return dict(zip(keys, ids, strict=True))
 
 
 def alert_columns(change: dict) -> dict:
