@@ -4,6 +4,7 @@ gives, on SQLite and PostgreSQL."""
 
 import gc
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 import pytest
 from sqlalchemy import select
@@ -45,6 +46,17 @@ def test_a_bulk_insert_stores_every_value_as_given(engine):
     with engine.begin() as conn:
         bulk_insert(conn, entity_relationships, rows)
     assert _stored(engine) == rows
+
+
+def test_a_bulk_insert_writes_each_rows_own_json_when_rows_share_or_drop_theirs(engine):
+    """JSON is encoded once per object: one shared by many rows, and fresh objects each row drops once
+    written (CPython gives the next one the freed one's id), each stored as it was."""
+    shared = {"direct": True}
+    rows = [edge | {"details": shared} for edge in _edges(20)]
+    fresh = ({**edge, "details": {"child": edge["child_id"]}} for edge in _edges(40)[20:])
+    with engine.begin() as conn:
+        bulk_insert(conn, entity_relationships, chain(rows, fresh))
+    assert [row["details"] for row in _stored(engine)] == [shared] * 20 + [{"child": i} for i in range(20, 40)]
 
 
 def test_a_bulk_insert_refuses_a_time_without_a_zone(engine):

@@ -15,8 +15,18 @@ from mspbyte_dagster.lib.store.query_stats import record_statement
 from mspbyte_dagster.lib.store.schema import UTCDateTime
 
 
-def _json_text(value) -> str:
-    return orjson.dumps(value).decode()
+def _json_texts():
+    """A JSON column's COPY text, each object encoded once: the 19,000 membership edges of a 10,000-user
+    tenant share two details objects. Each is kept while the COPY runs, so no other takes its id."""
+    texts: dict[int, tuple[object, str]] = {}
+
+    def text_of(value) -> str:
+        kept = texts.get(id(value))
+        if kept is None:
+            kept = texts[id(value)] = (value, orjson.dumps(value).decode())
+        return kept[1]
+
+    return text_of
 
 
 def _time_texts(column: UTCDateTime, dialect):
@@ -55,7 +65,7 @@ def bulk_insert_values(conn: Connection, table: Table, columns: list[str], rows:
     for i, name in enumerate(columns):
         kind = table.c[name].type
         if isinstance(kind, JSON):
-            converted.append((i, _json_text))
+            converted.append((i, _json_texts()))
         elif isinstance(kind, UTCDateTime):
             converted.append((i, _time_texts(kind, conn.dialect)))
     started = time.perf_counter()
