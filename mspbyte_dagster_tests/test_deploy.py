@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from dagster import (
     AssetKey,
+    AssetMaterialization,
     BackfillPolicy,
     DagsterInstance,
     Definitions,
@@ -98,6 +100,26 @@ def test_a_runs_planned_events_are_written_at_once_and_its_failed_partitions_sti
         assert set(status.deserialize_failed_partition_subsets(TENANTS).get_partition_keys()) == set(
             TENANTS.get_partition_keys()
         )
+
+
+def test_an_asset_event_is_stored_with_what_it_indexes_or_not_at_all(tmp_path, monkeypatch, postgres_admin_url):
+    """One transaction per asset event: when its index cannot be written, no event is left behind that the
+    asset's latest materialization does not know of."""
+    with production_instance(tmp_path, monkeypatch, postgres_admin_url) as (instance, _):
+        assert materialize([probe], instance=instance).success
+        storage = instance.event_log_storage
+
+        def index_down(*_args):
+            raise RuntimeError("index down")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(storage, "_store_asset_event", index_down)
+            with pytest.raises(RuntimeError, match="index down"):
+                instance.report_runless_asset_event(AssetMaterialization("probe"))
+        assert len(instance.fetch_materializations(AssetKey("probe"), limit=10).records) == 1
+        instance.report_runless_asset_event(AssetMaterialization("probe"))
+        latest = instance.get_latest_materialization_event(AssetKey("probe"))
+        assert latest.run_id == "" and len(instance.fetch_materializations(AssetKey("probe"), limit=10).records) == 2
 
 
 def test_the_event_log_asks_the_catalog_for_a_table_until_it_is_there(tmp_path, monkeypatch, postgres_admin_url):
