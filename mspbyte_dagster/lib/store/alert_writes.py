@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ARRAY, BigInteger, Connection, String, any_, bindparam, cast, func, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, String, any_, bindparam, cast, func, select, text, update
 
 from mspbyte_dagster.lib.store.bulk import bulk_insert
 from mspbyte_dagster.lib.store.schema import alert_events, alerts, entities
 
 Fingerprint = tuple[str, str, str, str]  # alert type, entity type, entity id, sku id
+# alerts.id's sequence named as a constant: looked up per row (pg_get_serial_sequence), 4,740 ids took 14-24 ms, not 3
+NEW_ALERT_IDS = text("SELECT nextval('alerts_id_seq'::regclass) FROM generate_series(1, :count)")
 
 
 def fingerprint_of(row) -> Fingerprint:
@@ -40,8 +42,7 @@ def insert_alerts(conn: Connection, tenant: str, creates: list[dict]) -> dict[Fi
         c = alerts.c
         query = select(c.id, c.alert_type, c.entity_type, c.entity_id, c.sku_id).where(c.tenant == tenant)
         return {fingerprint_of(row): row.id for row in conn.execute(query)}
-    drawn = select(func.nextval(func.pg_get_serial_sequence(alerts.name, alerts.c.id.name)))
-    ids = conn.execute(drawn.select_from(func.generate_series(1, len(creates)))).scalars().all()
+    ids = conn.execute(NEW_ALERT_IDS, {"count": len(creates)}).scalars().all()
     bulk_insert(conn, alerts, ({"id": id_} | create for id_, create in zip(ids, creates, strict=True)))
     keys = ((c["alert_type"], c["entity_type"], c["entity_id"], c["sku_id"]) for c in creates)
     return dict(zip(keys, ids, strict=True))
