@@ -5,10 +5,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from mspbyte_dagster.lib.entities import content_hash
 from mspbyte_dagster.lib.pipeline import PassOptions, run_tenant_pass
+from mspbyte_dagster.lib.store.alert_writes import reset_removed_states
 from mspbyte_dagster.lib.store.db import (
     DatabaseNotReadyError,
     current_revision,
@@ -208,6 +209,24 @@ def test_hashing_entities_by_orjson_computes_the_stored_hashes_again_both_ways(u
     counts = again.stages["entities"]
     assert counts["updated"] == counts["refreshed"] == 0 and counts["unchanged"] == len(stored_hashes(engine))
     engine.dispose()
+
+
+def test_the_reset_of_removed_entities_reads_the_index_of_them_not_every_entity(engine):
+    """Each pass resets the states of removed entities (almost always none): its statement must match the
+    partial index's condition, or it scans the tenant's entities (8-11 ms at 10,000 users)."""
+    sent = []
+    event.listen(
+        engine, "before_cursor_execute", lambda _c, _cur, statement, params, *_: sent.append((statement, params))
+    )
+    with engine.begin() as conn:
+        reset_removed_states(conn, "contoso")
+        ((statement, params),) = [(statement, params) for statement, params in sent if statement.startswith("UPDATE")]
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: any index but a scan
+            plan = conn.exec_driver_sql(f"EXPLAIN {statement}", params).scalars().all()
+        else:
+            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)]
+    assert any("ix_entities_removed_not_normal" in line for line in plan), plan
 
 
 def test_every_tenant_data_table_leads_with_tenant(engine):

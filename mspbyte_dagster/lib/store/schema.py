@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -135,6 +136,9 @@ snapshot_files = Table(
     Index(None, "tenant", "snapshot_id"),
 )
 
+# The removed entities whose state the alerts stage resets to normal, each pass: almost always none.
+REMOVED_NOT_NORMAL = "deleted_at IS NOT NULL AND state <> 'normal'"
+
 # Written by the thousand in a tenant's first pass, so no foreign keys (migration 0018).
 entities = Table(
     "entities",
@@ -157,6 +161,12 @@ entities = Table(
     Column("deleted_at", UTCDateTime),
     Column("snapshot_id", Id),
     UniqueConstraint("tenant", "data_source_id", "entity_type", "external_id"),
+    Index(  # migration 0020
+        "ix_entities_removed_not_normal",
+        "tenant",
+        postgresql_where=text(REMOVED_NOT_NORMAL),
+        sqlite_where=text(REMOVED_NOT_NORMAL),
+    ),
 )
 
 # Derived data the linker rebuilds each pass: no foreign keys (checking them per edge doubled the
