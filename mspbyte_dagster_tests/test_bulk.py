@@ -49,8 +49,8 @@ def test_a_bulk_insert_stores_every_value_as_given(engine):
 
 
 def test_a_bulk_insert_writes_each_rows_own_json_when_rows_share_or_drop_theirs(engine):
-    """JSON is encoded once per object: one shared by many rows, and fresh objects each row drops once
-    written (CPython gives the next one the freed one's id), each stored as it was."""
+    """One object shared by many rows, and fresh objects each row drops once written (CPython gives the
+    next one the freed one's id): a shortcut keyed by object would mix them up."""
     shared = {"direct": True}
     rows = [edge | {"details": shared} for edge in _edges(20)]
     fresh = ({**edge, "details": {"child": edge["child_id"]}} for edge in _edges(40)[20:])

@@ -15,21 +15,8 @@ from mspbyte_dagster.lib.store.query_stats import record_statement
 from mspbyte_dagster.lib.store.schema import UTCDateTime
 
 
-def _json_texts(kept: int = 4):
-    """A JSON column's COPY text, an object encoded again only when it is not among the last few: the
-    19,000 membership edges of a 10,000-user tenant share two details objects. Only those few are kept,
-    each with its object so no other takes its id (keeping them all raised the 50,000-user bench's peak by 77 MB)."""
-    texts: dict[int, tuple[object, str]] = {}
-
-    def text_of(value) -> str:
-        found = texts.get(id(value))
-        if found is None:
-            if len(texts) == kept:
-                del texts[next(iter(texts))]  # the oldest
-            found = texts[id(value)] = (value, orjson.dumps(value).decode())
-        return found[1]
-
-    return text_of
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _time_texts(column: UTCDateTime, dialect):
@@ -68,7 +55,7 @@ def bulk_insert_values(conn: Connection, table: Table, columns: list[str], rows:
     for i, name in enumerate(columns):
         kind = table.c[name].type
         if isinstance(kind, JSON):
-            converted.append((i, _json_texts()))
+            converted.append((i, _json_text))
         elif isinstance(kind, UTCDateTime):
             converted.append((i, _time_texts(kind, conn.dialect)))
     started = time.perf_counter()

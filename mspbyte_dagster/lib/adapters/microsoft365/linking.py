@@ -30,7 +30,6 @@ RELATIONSHIP_TYPES = (
     "does_not_apply_to",  # policy -> user
     "has_license",
 )
-MEMBERSHIP = {True: {"direct": True}, False: {"direct": False}}  # details shared by every member_of edge
 
 
 @dataclass
@@ -218,7 +217,7 @@ def desired_edges(rows: Iterable[EntityRow]) -> dict[EdgeKey, dict | None]:
         direct = {user_ids.get(m["id"]) for m in directory.groups[gid].get("members") or []}
         group = ids[("group", gid)]
         for user in users_in_order(directory.group_users[gid]):
-            edges[("member_of", group, user)] = MEMBERSHIP[user in direct]
+            edges[("member_of", group, user)] = {"direct": user in direct}
     for rid in in_order("role", directory.role_holders):
         direct_holders = {a["principalId"] for a in directory.roles[rid].get("assignments") or []}
         for uid in in_order("user", directory.role_holders[rid]):
