@@ -18,12 +18,20 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 from dagster import DagsterEventType, EventLogEntry
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 10  # connections beyond the kept one, for the daemon's threads
+# The events dagster-postgres indexes after storing them (an asset's latest event and tags, a check's execution)
+INDEXED_EVENTS = {
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
+    DagsterEventType.ASSET_CHECK_EVALUATION,
+    DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+}
 
 
 def _pooled(storage):
@@ -69,7 +77,7 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
         """An asset or check event, and what it indexes (the asset's latest event and tags, the check's
         execution), in one transaction: dagster-postgres commits the event, its NOTIFY and the index each on
         its own, and a tenant's pass stores about eleven such events."""
-        if event.dagster_event_type not in ASSET_EVENTS | ASSET_CHECK_EVENTS:
+        if event.dagster_event_type not in INDEXED_EVENTS:
             super().store_event(event)
             return
         with self.index_transaction() as conn:
