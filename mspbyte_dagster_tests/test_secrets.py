@@ -2,6 +2,7 @@
 failing run, failed deliveries and the CLI leave none of them in Dagster's event log, run config, tags, asset metadata, the ledger, logs or output."""
 
 import logging
+import uuid
 
 from dagster import DagsterInstance
 from sqlalchemy import select, update
@@ -10,8 +11,10 @@ from sqlalchemy.engine import make_url
 from mspbyte_dagster.lib.notify.secrets import new_key
 from mspbyte_dagster.lib.store.db import engine_for
 from mspbyte_dagster.lib.store.schema import notification_channels, notification_outbox, pipeline_ledger, snapshots
-from mspbyte_dagster_tests.services import free_port, scratch_database
+from mspbyte_dagster_tests.conftest import delete_keys
+from mspbyte_dagster_tests.services import RUN_ID, free_port, scratch_database
 from mspbyte_dagster_tests.snapshots import minimal_files, mspbyte, write_folder
+from mspbyte_dev.stack import delete_streams
 
 SECRETS = {
     "DATABASE_URL": "pg-S3cret-pw-6b1f",
@@ -40,6 +43,21 @@ def test_no_configured_secret_reaches_anything_a_person_or_a_log_sees(
     definitions_reloaded_after, app_env, tmp_path, monkeypatch, caplog, capfd, postgres_admin_url, redis_url, nats_url
 ):
     caplog.set_level(logging.DEBUG)
+    namespace = f"test-{RUN_ID}-{uuid.uuid4().hex[:8]}"  # the flag keys and event streams of this test alone
+    monkeypatch.setenv("MSPBYTE_NAMESPACE", namespace)
+    try:
+        seen = _seen_by_a_person_or_a_log(postgres_admin_url, redis_url, nats_url, tmp_path, monkeypatch, caplog, capfd)
+    finally:
+        delete_keys(redis_url, namespace)
+        delete_streams(nats_url, namespace)
+    assert any("fabrikam" in text and "unreadable" in text for text in seen)  # the failing run was seen
+    assert any("notification" in text and "Connect" in text for text in seen)  # the failed deliveries were seen
+    leaked = {name for name, secret in (SECRETS | CHANNEL_SECRETS).items() for text in seen if secret in text}
+    assert leaked == set()
+
+
+def _seen_by_a_person_or_a_log(postgres_admin_url, redis_url, nats_url, tmp_path, monkeypatch, caplog, capfd) -> list:
+    """Everything the CLI printed and logged, the runs' config, tags and logs, the ledger and the channels."""
     with scratch_database(postgres_admin_url, "_secrets") as plain:
         url = make_url(plain).set(password=SECRETS["DATABASE_URL"]).render_as_string(hide_password=False)
         redis = make_url(redis_url).set(password=SECRETS["REDIS_URL"]).render_as_string(hide_password=False)
@@ -89,7 +107,4 @@ def test_no_configured_secret_reaches_anything_a_person_or_a_log_sees(
                 for row in conn.execute(select(table))
             ]
         engine.dispose()
-    assert any("fabrikam" in text and "unreadable" in text for text in seen)  # the failing run was seen
-    assert any("notification" in text and "Connect" in text for text in seen)  # the failed deliveries were seen
-    leaked = {name for name, secret in (SECRETS | CHANNEL_SECRETS).items() for text in seen if secret in text}
-    assert leaked == set()
+    return seen
