@@ -51,13 +51,14 @@ def update_alerts(conn: Connection, tenant: str, changes: list[dict]) -> None:
     """One UPDATE per set of changed columns: on PostgreSQL a single statement over the ids when its rows
     all take the same values (every alert an hourly pass sees again takes the same last_seen_at: 4,700
     rows, 195 ms as an executemany), else an executemany."""
-    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    by_columns: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
     for change in changes:
-        by_columns.setdefault(tuple(sorted(alert_columns(change))), []).append(change)
+        values = alert_columns(change)
+        by_columns.setdefault(tuple(sorted(values)), []).append((change["alert_id"], values))
     for columns, same in by_columns.items():
-        shared = alert_columns(same[0])
-        if conn.dialect.name == "postgresql" and all(alert_columns(change) == shared for change in same):
-            ids = cast([change["alert_id"] for change in same], ARRAY(BigInteger))
+        shared = same[0][1]
+        if conn.dialect.name == "postgresql" and all(values == shared for _, values in same):
+            ids = cast([alert_id for alert_id, _ in same], ARRAY(BigInteger))
             conn.execute(update(alerts).where(alerts.c.tenant == tenant, alerts.c.id == any_(ids)).values(shared))
             continue
         statement = (
@@ -65,7 +66,8 @@ def update_alerts(conn: Connection, tenant: str, changes: list[dict]) -> None:
             .where(alerts.c.tenant == tenant, alerts.c.id == bindparam("alert_id"))
             .values({name: bindparam(f"new_{name}") for name in columns})
         )
-        conn.execute(statement, [{"alert_id": c["alert_id"]} | {f"new_{k}": c[k] for k in columns} for c in same])
+        rows = [{"alert_id": alert_id} | {f"new_{k}": v for k, v in values.items()} for alert_id, values in same]
+        conn.execute(statement, rows)
 
 
 def insert_events(conn: Connection, rows: Iterable[dict]) -> None:
